@@ -1,0 +1,70 @@
+/* config: the daemon's configuration, loaded from a libconfig file into an
+ * immutable, validated, refcounted snapshot. Every error names the file,
+ * the line and what to change. One key table (config_keys) drives parsing,
+ * the -n config test and the man page check. */
+#ifndef XT_CONFIG_H
+#define XT_CONFIG_H
+
+#include <stddef.h>
+
+enum cfg_tls {
+	CFG_TLS_REQUIRED = 0, /* STARTTLS must succeed (default) */
+	CFG_TLS_OPTIONAL,     /* use it when offered */
+	CFG_TLS_NONE          /* never (lab use only) */
+};
+
+struct cfg_listen {
+	char *address; /* owned, numeric IPv4 or IPv6 */
+	int port;
+};
+
+struct cfg_peer {
+	char *name;     /* owned, unique */
+	char *host;     /* owned, numeric address or host name */
+	int port;       /* default 5269 */
+	enum cfg_tls tls;
+	char *ca_file;  /* owned or NULL: verify the next hop's chain against it */
+	char *identity; /* owned or NULL: expected certificate identity (default: the stream 'to') */
+	int line;
+};
+
+struct config {
+	char *path; /* owned */
+	struct cfg_listen *listen; /* owned array */
+	size_t nlisten;
+	char *dialback_secret; /* owned; from dialback_secret or dialback_secret_file */
+	char *tls_certificate; /* owned, PEM path: presented on inbound streams */
+	char *tls_key;         /* owned, PEM path */
+	enum cfg_tls tls_inbound; /* required (default) or optional for inbound streams */
+	struct cfg_peer *peers;   /* owned array */
+	size_t npeers;
+	struct route_table *routes; /* owned */
+	unsigned connect_timeout;   /* seconds, default 10 */
+	unsigned handshake_timeout; /* seconds, default 30: TCP connect to authenticated */
+	unsigned idle_timeout;      /* seconds, default 600 */
+	size_t queue_max_stanzas;   /* per outbound stream, default 1000 */
+	size_t queue_max_bytes;     /* per outbound stream, default 4 MiB */
+	size_t max_stanza_size;     /* default 262144 */
+	int refs;
+};
+
+/* One row per configuration key: used by the loader, the -k listing and
+ * the man page check. */
+struct config_key {
+	const char *path;  /* e.g. "peers.[].port" */
+	const char *type;  /* "string", "int", "bool", "list", "group" */
+	const char *dflt;  /* default as written in the man page, or "required" */
+	const char *reload; /* "yes", "no" */
+};
+extern const struct config_key config_keys[];
+
+/* Loads and validates. On failure returns -EINVAL (or -errno) and writes
+ * "FILE:LINE: problem; fix" into err. On success *out has refs == 1. */
+int config_load(const char *path, struct config **out, char *err, size_t errlen);
+struct config *config_ref(struct config *c);
+/* Accepts NULL. */
+void config_unref(struct config *c);
+/* Index of the peer named name, or -1. */
+int config_peer_index(const struct config *c, const char *name);
+
+#endif

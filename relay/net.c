@@ -1,0 +1,458 @@
+/* net: TCP connections on libuv with optional TLS (tls.c).
+ *
+ * Every struct net_conn embeds a uv_tcp_t and a uv_timer_t. It keeps a
+ * reference count: +1 for each open handle, +1 for each in-flight request
+ * (connect, getaddrinfo, write, shutdown). Memory is released only when the
+ * count reaches zero, from a libuv callback, after the owner has been told
+ * on_closed. Closing is a state: net_close() may be called any number of
+ * times, from anywhere, including from inside our own callbacks. */
+#include "net.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <uv.h>
+
+#include "log.h"
+#include "tls.h"
+
+static uv_loop_t *net_loop;
+
+struct net_conn {
+	uv_tcp_t tcp;
+	uv_timer_t timer;
+	const struct net_callbacks *cb; /* borrowed */
+	void *ctx;                      /* borrowed */
+	struct tls_session *tls;        /* owned or NULL */
+	int refs;
+	int closing;                    /* net_close called */
+	int tcp_open, timer_open;
+	int told_closed;
+	int stop_reading;               /* owner asked to drop the rest of this read */
+	int port;
+	unsigned connect_timeout_ms;
+	char host[256];
+	char peer[64];
+	size_t queued;                  /* bytes in in-flight uv_write requests */
+};
+
+struct net_write_req {
+	uv_write_t req;
+	struct net_conn *c; /* ref */
+	size_t len;
+	char data[]; /* owned copy */
+};
+
+void net_set_loop(void *uv_loop)
+{
+	net_loop = uv_loop;
+}
+
+static void net_unref(struct net_conn *c)
+{
+	if (--c->refs > 0)
+		return;
+	tls_free(c->tls);
+	free(c);
+}
+
+static void on_handle_closed(uv_handle_t *h)
+{
+	struct net_conn *c = h->data;
+
+	if (!c->tcp_open && !c->timer_open && !c->told_closed) {
+		c->told_closed = 1;
+		c->cb->on_closed(c->ctx);
+	}
+	net_unref(c);
+}
+
+static void net_close_handles(struct net_conn *c)
+{
+	if (c->tcp_open) {
+		c->tcp_open = 0;
+		uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
+	}
+	if (c->timer_open) {
+		c->timer_open = 0;
+		uv_close((uv_handle_t *)&c->timer, on_handle_closed);
+	}
+}
+
+static void on_timer(uv_timer_t *t);
+
+static void on_shutdown(uv_shutdown_t *req, int status)
+{
+	struct net_conn *c = req->data;
+
+	free(req);
+	net_close_handles(c);
+	net_unref(c);
+}
+
+void net_close(struct net_conn *c)
+{
+	uv_shutdown_t *req;
+
+	if (c == NULL || c->closing)
+		return;
+	c->closing = 1;
+	c->stop_reading = 1;
+	if (c->tls != NULL)
+		tls_bye(c->tls);
+	/* A peer that never reads would hold the shutdown forever: the timer
+	 * forces the handles closed (on_timer sees closing). */
+	if (c->timer_open)
+		uv_timer_start(&c->timer, on_timer, 5000, 0);
+	if (c->tcp_open && uv_is_writable((uv_stream_t *)&c->tcp)) {
+		uv_read_stop((uv_stream_t *)&c->tcp);
+		req = malloc(sizeof(*req));
+		if (req != NULL) {
+			req->data = c;
+			c->refs++;
+			if (uv_shutdown(req, (uv_stream_t *)&c->tcp, on_shutdown) == 0)
+				return;
+			c->refs--;
+			free(req);
+		}
+	}
+	net_close_handles(c);
+}
+
+static void net_fail(struct net_conn *c, int status)
+{
+	if (c->closing)
+		return;
+	c->cb->on_error(c->ctx, status);
+	net_close(c);
+}
+
+static void on_write(uv_write_t *req, int status)
+{
+	struct net_write_req *w = (struct net_write_req *)req;
+	struct net_conn *c = w->c;
+
+	c->queued -= w->len;
+	free(w);
+	if (status < 0 && status != UV_ECANCELED)
+		net_fail(c, status);
+	net_unref(c);
+}
+
+static int net_write_raw(struct net_conn *c, const char *data, size_t len)
+{
+	struct net_write_req *w;
+	uv_buf_t b;
+	int rc;
+
+	if (!c->tcp_open)
+		return -EPIPE;
+	w = malloc(sizeof(*w) + len);
+	if (w == NULL)
+		return -ENOMEM;
+	memcpy(w->data, data, len);
+	w->len = len;
+	w->c = c;
+	b = uv_buf_init(w->data, (unsigned)len);
+	rc = uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, on_write);
+	if (rc < 0) {
+		free(w);
+		return rc;
+	}
+	c->refs++;
+	c->queued += len;
+	return 0;
+}
+
+static int tls_on_cipher(void *ctx, const char *data, size_t len)
+{
+	return net_write_raw(ctx, data, len);
+}
+
+static void tls_on_plain(void *ctx, const char *data, size_t len)
+{
+	struct net_conn *c = ctx;
+
+	if (c->closing || c->stop_reading) {
+		tls_stop(c->tls);
+		return;
+	}
+	c->cb->on_data(c->ctx, data, len);
+	if (c->closing || c->stop_reading)
+		tls_stop(c->tls);
+}
+
+static void tls_on_handshake(void *ctx, int status)
+{
+	struct net_conn *c = ctx;
+
+	if (!c->closing)
+		c->cb->on_tls(c->ctx, status);
+}
+
+static const struct tls_callbacks net_tls_cb = {
+	.on_cipher = tls_on_cipher,
+	.on_plain = tls_on_plain,
+	.on_handshake = tls_on_handshake,
+};
+
+int net_write(struct net_conn *c, const char *data, size_t len)
+{
+	if (c->closing)
+		return -EPIPE;
+	if (c->tls != NULL)
+		return tls_write(c->tls, data, len);
+	return net_write_raw(c, data, len);
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+	static char slab[65536]; /* one read at a time on one thread */
+
+	(void)h;
+	(void)suggested;
+	*buf = uv_buf_init(slab, sizeof(slab));
+}
+
+static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
+{
+	struct net_conn *c = s->data;
+	int rc;
+
+	if (n == 0 || c->closing)
+		return;
+	if (n < 0) {
+		net_fail(c, n == UV_EOF ? -ECONNRESET : (int)n);
+		return;
+	}
+	c->stop_reading = 0;
+	c->refs++; /* the owner may close us from inside */
+	if (c->tls != NULL) {
+		rc = tls_feed(c->tls, buf->base, (size_t)n);
+		if (rc < 0)
+			net_fail(c, rc);
+	} else {
+		c->cb->on_data(c->ctx, buf->base, (size_t)n);
+	}
+	net_unref(c);
+}
+
+static void on_timer(uv_timer_t *t)
+{
+	struct net_conn *c = t->data;
+
+	if (c->closing)
+		net_close_handles(c);
+	else
+		c->cb->on_timeout(c->ctx);
+}
+
+static struct net_conn *net_new(const struct net_callbacks *cb, void *ctx)
+{
+	struct net_conn *c = calloc(1, sizeof(*c));
+
+	if (c == NULL)
+		return NULL;
+	c->cb = cb;
+	c->ctx = ctx;
+	uv_tcp_init(net_loop, &c->tcp);
+	c->tcp.data = c;
+	c->tcp_open = 1;
+	uv_timer_init(net_loop, &c->timer);
+	c->timer.data = c;
+	c->timer_open = 1;
+	c->refs = 2; /* two handles */
+	return c;
+}
+
+static void net_fill_peer(struct net_conn *c)
+{
+	struct sockaddr_storage ss;
+	int len = sizeof(ss);
+	char addr[INET6_ADDRSTRLEN] = "?";
+	int port = 0;
+
+	if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) == 0) {
+		if (ss.ss_family == AF_INET) {
+			struct sockaddr_in *in = (struct sockaddr_in *)&ss;
+			uv_ip4_name(in, addr, sizeof(addr));
+			port = ntohs(in->sin_port);
+		} else if (ss.ss_family == AF_INET6) {
+			struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
+			uv_ip6_name(in6, addr, sizeof(addr));
+			port = ntohs(in6->sin6_port);
+		}
+	}
+	snprintf(c->peer, sizeof(c->peer), "%s:%d", addr, port);
+}
+
+struct net_conn *net_accept(void *uv_server, const struct net_callbacks *cb, void *ctx)
+{
+	struct net_conn *c = net_new(cb, ctx);
+
+	if (c == NULL)
+		return NULL;
+	if (uv_accept(uv_server, (uv_stream_t *)&c->tcp) < 0) {
+		c->told_closed = 1; /* the owner never saw it */
+		net_close(c);
+		return NULL;
+	}
+	uv_tcp_nodelay(&c->tcp, 1);
+	net_fill_peer(c);
+	uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+	return c;
+}
+
+static void on_connect(uv_connect_t *req, int status)
+{
+	struct net_conn *c = req->data;
+
+	free(req);
+	if (!c->closing) {
+		if (c->timer_open)
+			uv_timer_stop(&c->timer);
+		if (status < 0) {
+			c->cb->on_connected(c->ctx, status);
+			net_close(c);
+		} else {
+			uv_tcp_nodelay(&c->tcp, 1);
+			net_fill_peer(c);
+			uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+			c->cb->on_connected(c->ctx, 0);
+		}
+	}
+	net_unref(c);
+}
+
+static void on_connect_timeout(uv_timer_t *t)
+{
+	struct net_conn *c = t->data;
+
+	if (c->closing)
+		return;
+	c->cb->on_connected(c->ctx, -ETIMEDOUT);
+	net_close(c);
+}
+
+static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
+{
+	struct net_conn *c = req->data;
+	uv_connect_t *creq;
+	int rc = status;
+
+	free(req);
+	if (c->closing)
+		goto out;
+	if (status == 0) {
+		creq = malloc(sizeof(*creq));
+		rc = -ENOMEM;
+		if (creq != NULL) {
+			creq->data = c;
+			rc = uv_tcp_connect(creq, &c->tcp, res->ai_addr, on_connect);
+			if (rc == 0)
+				c->refs++;
+			else
+				free(creq);
+		}
+	}
+	if (rc < 0) {
+		c->cb->on_connected(c->ctx, rc);
+		net_close(c);
+	}
+out:
+	uv_freeaddrinfo(res);
+	net_unref(c);
+}
+
+struct net_conn *net_connect(const char *host, int port, unsigned timeout_ms,
+			     const struct net_callbacks *cb, void *ctx)
+{
+	struct net_conn *c = net_new(cb, ctx);
+	uv_getaddrinfo_t *req;
+	struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV};
+	char portstr[16];
+
+	if (c == NULL)
+		return NULL;
+	snprintf(c->host, sizeof(c->host), "%s", host);
+	snprintf(c->peer, sizeof(c->peer), "%s:%d", host, port);
+	c->port = port;
+	snprintf(portstr, sizeof(portstr), "%d", port);
+	req = malloc(sizeof(*req));
+	if (req == NULL)
+		goto fail;
+	req->data = c;
+	if (uv_getaddrinfo(net_loop, req, on_resolved, host, portstr, &hints) < 0) {
+		free(req);
+		goto fail;
+	}
+	c->refs++;
+	uv_timer_start(&c->timer, on_connect_timeout, timeout_ms, 0);
+	return c;
+fail:
+	c->told_closed = 1;
+	net_close(c);
+	return NULL;
+}
+
+static int net_start_tls(struct net_conn *c, struct tls_session *t)
+{
+	if (t == NULL)
+		return -ENOMEM;
+	c->tls = t;
+	return 0;
+}
+
+int net_start_tls_server(struct net_conn *c, struct tls_creds *creds)
+{
+	return net_start_tls(c, tls_server_new(creds, &net_tls_cb, c));
+}
+
+int net_start_tls_client(struct net_conn *c, struct tls_creds *creds, const char *sni)
+{
+	int rc = net_start_tls(c, tls_client_new(creds, sni, &net_tls_cb, c));
+
+	return rc < 0 ? rc : tls_start(c->tls);
+}
+
+int net_tls_active(const struct net_conn *c)
+{
+	return c->tls != NULL;
+}
+
+int net_tls_verify(struct net_conn *c, const char *name)
+{
+	return c->tls == NULL ? -ENOKEY : tls_verify_peer(c->tls, name);
+}
+
+const char *net_tls_describe(struct net_conn *c)
+{
+	return c->tls == NULL ? "none" : tls_describe(c->tls);
+}
+
+void net_set_timer(struct net_conn *c, unsigned ms)
+{
+	if (!c->timer_open || c->closing)
+		return;
+	if (ms == 0)
+		uv_timer_stop(&c->timer);
+	else
+		uv_timer_start(&c->timer, on_timer, ms, 0);
+}
+
+void net_stop_reading(struct net_conn *c)
+{
+	c->stop_reading = 1;
+}
+
+const char *net_peer(const struct net_conn *c)
+{
+	return c->peer;
+}
+
+size_t net_write_queue_size(const struct net_conn *c)
+{
+	return c->queued;
+}

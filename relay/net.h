@@ -1,0 +1,61 @@
+/* net: one TCP connection on the libuv loop, optionally wrapped in TLS.
+ * The only module besides main and the listener that knows libuv. Upper
+ * layers see plaintext bytes and a few events through struct
+ * net_callbacks.
+ *
+ * Lifetime: net_close() is idempotent and asynchronous; on_closed is the
+ * last callback, after which the owner may free its context. The struct
+ * net_conn itself is freed by this module after on_closed returns. */
+#ifndef XT_NET_H
+#define XT_NET_H
+
+#include <stddef.h>
+
+struct net_conn;
+struct tls_creds;
+
+struct net_callbacks {
+	/* outbound only: TCP connected (0) or failed (-errno) */
+	void (*on_connected)(void *ctx, int status);
+	/* plaintext received; borrowed for the call */
+	void (*on_data)(void *ctx, const char *data, size_t len);
+	/* TLS handshake finished (0) or failed (-EPROTO) */
+	void (*on_tls)(void *ctx, int status);
+	/* the timer set with net_set_timer fired */
+	void (*on_timeout)(void *ctx);
+	/* peer closed, or read/write error (-errno, -ECONNRESET for EOF) */
+	void (*on_error)(void *ctx, int status);
+	/* last callback: the connection is gone */
+	void (*on_closed)(void *ctx);
+};
+
+/* Set by main: the loop every connection runs on (a uv_loop_t *). */
+void net_set_loop(void *uv_loop);
+
+/* Accept a pending connection on a listening uv_stream_t. */
+struct net_conn *net_accept(void *uv_server, const struct net_callbacks *cb, void *ctx);
+/* Start connecting; on_connected reports the result. host is a numeric
+ * address or a name (resolved with getaddrinfo). */
+struct net_conn *net_connect(const char *host, int port, unsigned timeout_ms,
+			     const struct net_callbacks *cb, void *ctx);
+
+/* Queue bytes (copied) for sending, through TLS when active. 0 or -errno. */
+int net_write(struct net_conn *c, const char *data, size_t len);
+/* Switch to TLS for everything read and written from now on. */
+int net_start_tls_server(struct net_conn *c, struct tls_creds *creds);
+int net_start_tls_client(struct net_conn *c, struct tls_creds *creds, const char *sni);
+int net_tls_active(const struct net_conn *c);
+int net_tls_verify(struct net_conn *c, const char *name);
+const char *net_tls_describe(struct net_conn *c);
+/* One timer per connection; 0 cancels. */
+void net_set_timer(struct net_conn *c, unsigned ms);
+/* Stop delivering data read in the current callback (the owner is closing). */
+void net_stop_reading(struct net_conn *c);
+/* Flush queued writes, send TLS close_notify, close. Idempotent. */
+void net_close(struct net_conn *c);
+/* "127.0.0.2:5269" */
+const char *net_peer(const struct net_conn *c);
+/* Bytes queued in the kernel-bound write queue (for backpressure). */
+size_t net_write_queue_size(const struct net_conn *c);
+
+#endif

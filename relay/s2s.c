@@ -1,0 +1,1241 @@
+/* s2s: the stream state machines and the routing between them.
+ *
+ * Inbound stream (a leaf or relay connects to us):
+ *   HEADER      wait for the stream header; its 'to' must have a route
+ *               (else host-unknown). Answer with our header and features:
+ *               STARTTLS (required unless tls.inbound says otherwise), and
+ *               after TLS the dialback feature with <errors/>.
+ *   <starttls/> -> <proceed/>, TLS handshake, stream restart (HEADER).
+ *   OPEN        db:result (from=a to=b): verified by sending db:verify to
+ *               a's authoritative server, the next hop of a's route, over
+ *               an outbound stream (b -> a). On the answer the pair (a, b)
+ *               is authorised on this stream and db:result type=valid sent.
+ *               db:verify: answered from our own XEP-0185 key (we are the
+ *               authoritative server for every domain we originate).
+ *               Stanzas: from/to present, the pair authorised (invalid-from
+ *               otherwise), then forwarded.
+ *
+ * Outbound stream (we connect to the next hop for a pair local -> remote):
+ *   CONNECT     TCP connect (failure bounces remote-server-not-found)
+ *   HEADER      header sent, wait for the peer's header and features
+ *   PROCEED     <starttls/> sent; on <proceed/> TLS with SNI = remote,
+ *               optional chain/identity check, stream restart (HEADER)
+ *   OPEN        features after TLS: pending db:verify requests are sent;
+ *               when stanzas wait, db:result with our key is sent
+ *   DBWAIT      wait for db:result type=valid
+ *   ESTABLISHED queued stanzas flushed, later ones written straight through
+ * Any failure before ESTABLISHED bounces every queued stanza
+ * (remote-server-timeout) and answers pending verifications with an error.
+ *
+ * Streams are found through one list; everything that refers to another
+ * stream across time (a pending verification) holds its serial number,
+ * never a pointer, so a stream may die at any moment. */
+#include "s2s.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <gnutls/crypto.h>
+#include <gnutls/gnutls.h>
+
+#include "bounce.h"
+#include "config.h"
+#include "dialback.h"
+#include "domain.h"
+#include "log.h"
+#include "net.h"
+#include "route.h"
+#include "tls.h"
+#include "xmlstream.h"
+
+#define NS_TLS "urn:ietf:params:xml:ns:xmpp-tls"
+#define NS_STREAMS_ERR "urn:ietf:params:xml:ns:xmpp-streams"
+#define NS_STANZAS "urn:ietf:params:xml:ns:xmpp-stanzas"
+#define NS_DB_FEATURE "urn:xmpp:features:dialback"
+#define MAX_PENDING_DB 64 /* dialback requests in flight per stream */
+#define MAX_PAIRS 1024    /* authorised pairs per inbound stream */
+
+enum s2s_dir { DIR_IN, DIR_OUT };
+
+enum s2s_state {
+	ST_CONNECT,
+	ST_HEADER,
+	ST_FEATURES,
+	ST_PROCEED,
+	ST_TLS,
+	ST_OPEN,
+	ST_DBWAIT,
+	ST_ESTABLISHED,
+	ST_CLOSING
+};
+
+static const char *const state_names[] = {"connect", "header", "features", "proceed", "tls",
+					  "open",    "dbwait", "established", "closing"};
+
+/* A domain pair authorised on an inbound stream. */
+struct pair {
+	struct pair *next; /* owned */
+	char *from;        /* owned: the remote sender domain */
+	char *to;          /* owned: the local (routed) target domain */
+};
+
+/* A stanza waiting for its outbound stream; one allocation. */
+struct qitem {
+	struct qitem *next; /* owned */
+	size_t len;
+	char *bytes; /* points into this allocation */
+	/* for the bounce, pointing into this allocation or NULL */
+	char *name, *to, *from, *type, *id;
+};
+
+/* A db:verify we sent (or will send) on behalf of an inbound stream. */
+struct vreq {
+	struct vreq *next; /* owned */
+	unsigned in_serial; /* the inbound stream waiting for the answer */
+	int sent;
+	char *from, *to, *id, *key; /* owned; from = the domain we act for */
+};
+
+struct stream {
+	struct stream *next, *prev; /* the global list (borrowed links) */
+	unsigned serial;
+	enum s2s_dir dir;
+	enum s2s_state state;
+	struct net_conn *conn; /* owned until on_closed */
+	struct xs *xs;         /* owned */
+	struct config *cfg;    /* ref: the snapshot this stream started with */
+	int tls;               /* TLS is up */
+	int header_sent;
+	int restart;           /* after this feed: xs_reset (stream restart) */
+	int start_tls;         /* after this feed: check injection, start TLS */
+	int pending_db;        /* inbound: dialback verifications in flight */
+	char id[40];           /* inbound: our stream id; outbound: the peer's */
+	char local[DOMAIN_MAX + 1];  /* in: header 'to'; out: our 'from' */
+	char remote[DOMAIN_MAX + 1]; /* in: header 'from' (may be empty); out: 'to' */
+	/* inbound */
+	struct pair *pairs; /* owned list */
+	size_t npairs;
+	/* outbound */
+	int peer;       /* index in cfg->peers */
+	int want_auth;  /* stanzas wait: authenticate with db:result */
+	int result_sent;
+	struct qitem *qhead, **qtail; /* owned list */
+	size_t qcount, qbytes;
+	struct vreq *vreqs; /* owned list */
+};
+
+static struct {
+	struct config *cfg;             /* ref */
+	struct tls_creds *server_creds; /* borrowed */
+	struct tls_creds **peer_creds;  /* owned array, one per peer */
+	size_t npeer_creds;
+	struct stream *streams; /* the list; each stream is owned by its connection */
+	unsigned next_serial;
+	struct xs_limits limits;
+} g;
+
+static void out_send_result(struct stream *s);
+static void in_verify_answer(unsigned in_serial, const char *from, const char *to, int valid,
+			     const char *condition);
+static void forward(int peer, const char *from_dom, const char *to_dom, const char *bytes,
+		    size_t len, const struct bounce_in *b);
+
+/* ---- small helpers ---- */
+
+static void slog(const struct stream *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void slog(const struct stream *s, const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	log_info("stream=%u dir=%s peer=%s %s", s->serial, s->dir == DIR_IN ? "in" : "out",
+		 s->conn != NULL ? net_peer(s->conn) : "-", msg);
+}
+
+static void make_id(char *out, size_t outsz)
+{
+	unsigned char r[12];
+	size_t i;
+
+	if (gnutls_rnd(GNUTLS_RND_NONCE, r, sizeof(r)) < 0)
+		memset(r, 0, sizeof(r));
+	for (i = 0; i < sizeof(r) && 2 * i + 2 < outsz; i++)
+		snprintf(out + 2 * i, 3, "%02x", r[i]);
+}
+
+static void swrite(struct stream *s, const char *data, size_t len)
+{
+	if (s->state == ST_CLOSING || s->conn == NULL)
+		return;
+	if (net_write(s->conn, data, len) < 0) {
+		slog(s, "event=write-failed");
+		net_close(s->conn);
+		s->state = ST_CLOSING;
+	}
+}
+
+static void swrites(struct stream *s, const char *str)
+{
+	swrite(s, str, strlen(str));
+}
+
+/* printf into a buffer, escaping nothing: callers pass escaped values. */
+static void swritef(struct stream *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void swritef(struct stream *s, const char *fmt, ...)
+{
+	char buf[4096];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= sizeof(buf)) {
+		slog(s, "event=internal-error reason=element-too-long");
+		return;
+	}
+	swrite(s, buf, (size_t)n);
+}
+
+static const char *esc(char *buf, size_t bufsz, const char *v)
+{
+	if (xs_escape(buf, bufsz, v != NULL ? v : "") >= bufsz)
+		buf[0] = '\0';
+	return buf;
+}
+
+static void send_header(struct stream *s, const char *id)
+{
+	char f[DOMAIN_MAX * 6 + 1], t[DOMAIN_MAX * 6 + 1];
+
+	esc(f, sizeof(f), s->local);
+	esc(t, sizeof(t), s->remote);
+	swritef(s,
+		"<?xml version='1.0'?><stream:stream xmlns='jabber:server' "
+		"xmlns:stream='http://etherx.jabber.org/streams' "
+		"xmlns:db='jabber:server:dialback'%s%s%s from='%s'%s%s%s version='1.0'>",
+		id != NULL ? " id='" : "", id != NULL ? id : "", id != NULL ? "'" : "", f,
+		t[0] ? " to='" : "", t, t[0] ? "'" : "");
+	s->header_sent = 1;
+}
+
+/* Stream error, then close (RFC 6120 4.9). On an inbound stream whose
+ * header we have not answered yet, our header goes first. */
+static void stream_error(struct stream *s, const char *condition, const char *text)
+{
+	char id[40];
+
+	if (s->state == ST_CLOSING)
+		return;
+	slog(s, "event=stream-error condition=%s%s%s", condition, text ? " text=" : "",
+	     text ? text : "");
+	if (!s->header_sent) {
+		make_id(id, sizeof(id));
+		send_header(s, s->dir == DIR_IN ? id : NULL);
+	}
+	swritef(s, "<stream:error><%s xmlns='" NS_STREAMS_ERR "'/>", condition);
+	if (text != NULL)
+		swritef(s, "<text xmlns='" NS_STREAMS_ERR "'>%s</text>", text);
+	swrites(s, "</stream:error></stream:stream>");
+	s->state = ST_CLOSING;
+	net_stop_reading(s->conn);
+	net_close(s->conn);
+}
+
+static void stream_close(struct stream *s)
+{
+	if (s->state == ST_CLOSING)
+		return;
+	if (s->header_sent)
+		swrites(s, "</stream:stream>");
+	s->state = ST_CLOSING;
+	net_stop_reading(s->conn);
+	net_close(s->conn);
+}
+
+static struct stream *stream_by_serial(unsigned serial)
+{
+	struct stream *s;
+
+	for (s = g.streams; s != NULL; s = s->next)
+		if (s->serial == serial)
+			return s;
+	return NULL;
+}
+
+static void stream_link(struct stream *s)
+{
+	s->serial = ++g.next_serial;
+	s->next = g.streams;
+	if (g.streams != NULL)
+		g.streams->prev = s;
+	g.streams = s;
+}
+
+static void stream_unlink(struct stream *s)
+{
+	if (s->prev != NULL)
+		s->prev->next = s->next;
+	else
+		g.streams = s->next;
+	if (s->next != NULL)
+		s->next->prev = s->prev;
+}
+
+/* The text content of a simple element such as <db:result ...>KEY</db:result>:
+ * what lies between the end of the first tag (quotes respected) and the next
+ * '<'. Keys are hex, so no entity decoding is needed; anything else fails. */
+static int element_text(const char *b, size_t len, char *out, size_t outsz)
+{
+	size_t i = 0, n = 0;
+	char q = 0;
+
+	for (; i < len; i++) {
+		if (q) {
+			if (b[i] == q)
+				q = 0;
+		} else if (b[i] == '\'' || b[i] == '"') {
+			q = b[i];
+		} else if (b[i] == '>') {
+			break;
+		}
+	}
+	if (i >= len || (i > 0 && b[i - 1] == '/'))
+		return out[0] = '\0', 0;
+	for (i++; i < len && b[i] != '<'; i++) {
+		if (b[i] == ' ' || b[i] == '\t' || b[i] == '\r' || b[i] == '\n')
+			continue;
+		if (n + 1 >= outsz || b[i] == '&')
+			return -EINVAL;
+		out[n++] = b[i];
+	}
+	out[n] = '\0';
+	return (int)n;
+}
+
+static int norm(const char *v, char *out)
+{
+	if (v == NULL)
+		return -EINVAL;
+	return domain_normalise(v, strlen(v), out, DOMAIN_MAX + 1);
+}
+
+/* ---- lifetime ---- */
+
+static void stream_free(struct stream *s)
+{
+	struct pair *p;
+	struct qitem *q;
+	struct vreq *v;
+
+	while ((p = s->pairs) != NULL) {
+		s->pairs = p->next;
+		free(p->from);
+		free(p->to);
+		free(p);
+	}
+	while ((q = s->qhead) != NULL) {
+		s->qhead = q->next;
+		free(q);
+	}
+	while ((v = s->vreqs) != NULL) {
+		s->vreqs = v->next;
+		free(v->from);
+		free(v->to);
+		free(v->id);
+		free(v->key);
+		free(v);
+	}
+	xs_free(s->xs);
+	config_unref(s->cfg);
+	free(s);
+}
+
+static void on_closed(void *ctx)
+{
+	struct stream *s = ctx;
+
+	slog(s, "event=closed");
+	s->conn = NULL;
+	stream_unlink(s);
+	stream_free(s);
+}
+
+/* ---- outbound failure: bounce the queue, answer pending verifications ---- */
+
+static void out_fail(struct stream *s, const char *condition, const char *why)
+{
+	struct qitem *q;
+	struct vreq *v;
+	size_t n = s->qcount;
+
+	if (s->state == ST_CLOSING)
+		return;
+	slog(s, "event=next-hop-failed from=%s to=%s state=%s condition=%s reason=\"%s\" queued=%zu",
+	     s->local, s->remote, state_names[s->state], condition, why, n);
+	/* Out of the pool first, so bounces never pick this stream. */
+	s->state = ST_CLOSING;
+	net_stop_reading(s->conn);
+	if (s->header_sent)
+		swrite(s, "</stream:stream>", 16);
+	net_close(s->conn);
+	while ((q = s->qhead) != NULL) {
+		struct bounce_in b = {q->name, q->to, q->from, q->type, q->id};
+		char text[DOMAIN_MAX + 256], buf[32768];
+		int len;
+
+		s->qhead = q->next;
+		snprintf(text, sizeof(text), "xtrunk: next hop for %s: %s", s->remote, why);
+		len = bounce_build(&b, condition,
+				   strcmp(condition, "remote-server-timeout") == 0 ? "wait" : "cancel",
+				   text, buf, sizeof(buf));
+		if (len > 0) {
+			char fd[DOMAIN_MAX + 1], td[DOMAIN_MAX + 1];
+			const struct route *r;
+
+			/* the bounce goes from the original 'to' domain back to the sender */
+			if (jid_domain(q->to, fd, sizeof(fd)) >= 0 &&
+			    jid_domain(q->from, td, sizeof(td)) >= 0 &&
+			    (r = route_lookup(s->cfg->routes, td)) != NULL) {
+				log_info("event=bounce kind=%s id=%s from=%s to=%s condition=%s", q->name,
+					 q->id ? q->id : "-", fd, td, condition);
+				forward(r->peer, fd, td, buf, (size_t)len, NULL);
+			} else {
+				log_warn("event=drop reason=no-route-for-bounce kind=%s to=%s", q->name,
+					 q->from);
+			}
+		} else {
+			log_info("event=drop reason=error-not-bounced kind=%s type=%s", q->name,
+				 q->type ? q->type : "-");
+		}
+		free(q);
+	}
+	s->qtail = &s->qhead;
+	s->qcount = s->qbytes = 0;
+	while ((v = s->vreqs) != NULL) {
+		s->vreqs = v->next;
+		/* v->from is the domain we acted for (the inbound 'to'), v->to the sender */
+		in_verify_answer(v->in_serial, v->to, v->from, -1, condition);
+		free(v->from);
+		free(v->to);
+		free(v->id);
+		free(v->key);
+		free(v);
+	}
+}
+
+/* ---- outbound ---- */
+
+static void out_send_vreqs(struct stream *s)
+{
+	struct vreq *v;
+	char f[DOMAIN_MAX * 6 + 1], t[DOMAIN_MAX * 6 + 1], id[256], key[256];
+
+	for (v = s->vreqs; v != NULL; v = v->next) {
+		if (v->sent)
+			continue;
+		v->sent = 1;
+		swritef(s, "<db:verify from='%s' to='%s' id='%s'>%s</db:verify>",
+			esc(f, sizeof(f), v->from), esc(t, sizeof(t), v->to), esc(id, sizeof(id), v->id),
+			esc(key, sizeof(key), v->key));
+		slog(s, "event=dialback-verify-sent from=%s to=%s", v->from, v->to);
+	}
+}
+
+static void out_flush(struct stream *s)
+{
+	struct qitem *q;
+
+	while ((q = s->qhead) != NULL && s->state == ST_ESTABLISHED) {
+		s->qhead = q->next;
+		swrite(s, q->bytes, q->len);
+		log_info("stream=%u event=forward kind=%s from=%s to=%s peer=%s queued=1", s->serial,
+			 q->name, s->local, s->remote, s->cfg->peers[s->peer].name);
+		free(q);
+	}
+	if (s->qhead == NULL)
+		s->qtail = &s->qhead;
+	s->qcount = s->qbytes = 0;
+}
+
+static void out_send_result(struct stream *s)
+{
+	char key[DB_KEY_LEN + 1];
+	char f[DOMAIN_MAX * 6 + 1], t[DOMAIN_MAX * 6 + 1];
+
+	if (s->result_sent || s->state != ST_OPEN)
+		return;
+	if (db_key(s->cfg->dialback_secret, s->remote, s->local, s->id, key) < 0) {
+		out_fail(s, "internal-server-error", "cannot compute dialback key");
+		return;
+	}
+	s->result_sent = 1;
+	s->state = ST_DBWAIT;
+	swritef(s, "<db:result from='%s' to='%s'>%s</db:result>", esc(f, sizeof(f), s->local),
+		esc(t, sizeof(t), s->remote), key);
+	slog(s, "event=dialback-result-sent from=%s to=%s", s->local, s->remote);
+}
+
+static void out_on_connected(void *ctx, int status)
+{
+	struct stream *s = ctx;
+
+	if (status < 0) {
+		out_fail(s, "remote-server-not-found", status == -ETIMEDOUT ? "connect timed out"
+									    : "connection refused");
+		return;
+	}
+	slog(s, "event=connected from=%s to=%s", s->local, s->remote);
+	s->state = ST_HEADER;
+	send_header(s, NULL);
+	net_set_timer(s->conn, s->cfg->handshake_timeout * 1000);
+}
+
+static int has_child(const struct xs_stanza *st, unsigned depth, const char *name,
+		     const char *ns)
+{
+	size_t i;
+
+	for (i = 0; i < st->nchildren; i++)
+		if (st->children[i].depth == depth && strcmp(st->children[i].name, name) == 0 &&
+		    strcmp(st->children[i].ns, ns) == 0)
+			return 1;
+	return 0;
+}
+
+static void out_on_features(struct stream *s, const struct xs_stanza *st)
+{
+	const struct cfg_peer *p = &s->cfg->peers[s->peer];
+
+	if (!s->tls && p->tls != CFG_TLS_NONE && has_child(st, 2, "starttls", NS_TLS)) {
+		swrites(s, "<starttls xmlns='" NS_TLS "'/>");
+		s->state = ST_PROCEED;
+		return;
+	}
+	if (!s->tls && p->tls == CFG_TLS_REQUIRED) {
+		out_fail(s, "remote-server-timeout", "next hop does not offer STARTTLS");
+		return;
+	}
+	s->state = ST_OPEN;
+	out_send_vreqs(s);
+	if (s->want_auth)
+		out_send_result(s);
+}
+
+static void out_on_db(struct stream *s, const struct xs_stanza *st)
+{
+	char from[DOMAIN_MAX + 1], to[DOMAIN_MAX + 1];
+	struct vreq **vp, *v;
+
+	if (norm(st->from, from) < 0 || norm(st->to, to) < 0) {
+		stream_error(s, "improper-addressing", NULL);
+		return;
+	}
+	if (strcmp(st->name, "result") == 0) {
+		/* only the answer to our own db:result counts (no unsolicited results) */
+		if (!s->result_sent || s->state != ST_DBWAIT || strcmp(from, s->remote) != 0 ||
+		    strcmp(to, s->local) != 0) {
+			slog(s, "event=dialback-unsolicited kind=result from=%s to=%s", from, to);
+			return;
+		}
+		if (st->type != NULL && strcmp(st->type, "valid") == 0) {
+			s->state = ST_ESTABLISHED;
+			slog(s, "event=established from=%s to=%s tls=%s auth=dialback", s->local,
+			     s->remote, net_tls_describe(s->conn));
+			net_set_timer(s->conn, s->cfg->idle_timeout * 1000);
+			out_flush(s);
+		} else {
+			out_fail(s, "remote-server-timeout", "next hop refused our dialback");
+		}
+		return;
+	}
+	/* db:verify answer: correlate with a request on this stream */
+	for (vp = &s->vreqs; (v = *vp) != NULL; vp = &v->next)
+		if (v->sent && strcmp(v->from, to) == 0 && strcmp(v->to, from) == 0 && st->id != NULL &&
+		    strcmp(v->id, st->id) == 0)
+			break;
+	if (v == NULL) {
+		slog(s, "event=dialback-unsolicited kind=verify from=%s to=%s", from, to);
+		return;
+	}
+	*vp = v->next;
+	in_verify_answer(v->in_serial, from, to,
+			 st->type != NULL && strcmp(st->type, "valid") == 0, NULL);
+	free(v->from);
+	free(v->to);
+	free(v->id);
+	free(v->key);
+	free(v);
+}
+
+static void out_on_stanza(struct stream *s, const struct xs_stanza *st)
+{
+	if (strcmp(st->ns, XS_NS_STREAM) == 0 && strcmp(st->name, "features") == 0) {
+		if (s->state == ST_FEATURES)
+			out_on_features(s, st);
+		return;
+	}
+	if (strcmp(st->ns, XS_NS_STREAM) == 0 && strcmp(st->name, "error") == 0) {
+		out_fail(s, "remote-server-timeout", "next hop sent a stream error");
+		return;
+	}
+	if (strcmp(st->ns, NS_TLS) == 0) {
+		if (s->state == ST_PROCEED && strcmp(st->name, "proceed") == 0) {
+			xs_stop(s->xs);
+			s->start_tls = 1;
+		} else {
+			out_fail(s, "remote-server-timeout", "next hop refused STARTTLS");
+		}
+		return;
+	}
+	if (strcmp(st->ns, XS_NS_DIALBACK) == 0) {
+		out_on_db(s, st);
+		return;
+	}
+	/* Without bidi the next hop has no business sending stanzas here. */
+	stream_error(s, "unsupported-stanza-type", NULL);
+}
+
+static void out_on_header(struct stream *s, const struct xs_header *h)
+{
+	if (h->id == NULL || h->id[0] == '\0' || strlen(h->id) >= sizeof(s->id)) {
+		out_fail(s, "remote-server-timeout", "next hop sent no usable stream id");
+		return;
+	}
+	snprintf(s->id, sizeof(s->id), "%s", h->id);
+	s->state = ST_FEATURES;
+}
+
+static void out_on_tls(void *ctx, int status)
+{
+	struct stream *s = ctx;
+	const struct cfg_peer *p = &s->cfg->peers[s->peer];
+	const char *identity = p->identity != NULL ? p->identity : s->remote;
+
+	if (status < 0) {
+		out_fail(s, "remote-server-timeout", "TLS handshake with next hop failed");
+		return;
+	}
+	if (p->ca_file != NULL && net_tls_verify(s->conn, identity) < 0) {
+		out_fail(s, "remote-server-timeout", "next hop certificate does not verify");
+		return;
+	}
+	s->tls = 1;
+	slog(s, "event=tls-up tls=%s verified=%s", net_tls_describe(s->conn),
+	     p->ca_file != NULL ? identity : "no");
+	s->state = ST_HEADER;
+	send_header(s, NULL);
+}
+
+/* ---- the outbound pool ---- */
+
+static struct stream *out_find(int peer, const char *from, const char *to)
+{
+	struct stream *s;
+
+	for (s = g.streams; s != NULL; s = s->next)
+		if (s->dir == DIR_OUT && s->state != ST_CLOSING && s->peer == peer &&
+		    strcmp(s->local, from) == 0 && strcmp(s->remote, to) == 0)
+			return s;
+	return NULL;
+}
+
+static void on_data(void *ctx, const char *data, size_t len);
+static void on_timeout(void *ctx);
+static void on_error(void *ctx, int status);
+
+static const struct net_callbacks out_net_cb = {
+	.on_connected = out_on_connected,
+	.on_data = on_data,
+	.on_tls = out_on_tls,
+	.on_timeout = on_timeout,
+	.on_error = on_error,
+	.on_closed = on_closed,
+};
+
+static const struct xs_callbacks stream_xs_cb;
+
+static struct stream *out_get(int peer, const char *from, const char *to)
+{
+	const struct cfg_peer *p = &g.cfg->peers[peer];
+	struct stream *s = out_find(peer, from, to);
+
+	if (s != NULL)
+		return s;
+	s = calloc(1, sizeof(*s));
+	if (s == NULL)
+		return NULL;
+	s->dir = DIR_OUT;
+	s->state = ST_CONNECT;
+	s->peer = peer;
+	s->cfg = config_ref(g.cfg);
+	s->qtail = &s->qhead;
+	snprintf(s->local, sizeof(s->local), "%s", from);
+	snprintf(s->remote, sizeof(s->remote), "%s", to);
+	s->xs = xs_new(&stream_xs_cb, s, &g.limits);
+	if (s->xs == NULL)
+		goto fail;
+	stream_link(s);
+	s->conn = net_connect(p->host, p->port, s->cfg->connect_timeout * 1000, &out_net_cb, s);
+	if (s->conn == NULL) {
+		stream_unlink(s);
+		goto fail;
+	}
+	log_info("stream=%u dir=out event=connecting peer=%s addr=%s:%d from=%s to=%s", s->serial,
+		 p->name, p->host, p->port, from, to);
+	return s;
+fail:
+	stream_free(s);
+	return NULL;
+}
+
+/* Queue or write one stanza toward peer for (from_dom -> to_dom). b describes
+ * the stanza for a bounce; NULL for our own error stanzas (never bounced). */
+static void forward(int peer, const char *from_dom, const char *to_dom, const char *bytes,
+		    size_t len, const struct bounce_in *b)
+{
+	struct stream *s = out_get(peer, from_dom, to_dom);
+	const char *kind = b != NULL ? b->name : "error";
+	struct qitem *q;
+	size_t need;
+	char *p;
+
+	if (s == NULL) {
+		log_err("event=drop reason=out-of-memory kind=%s from=%s to=%s", kind, from_dom, to_dom);
+		return;
+	}
+	if (s->state == ST_ESTABLISHED) {
+		swrite(s, bytes, len);
+		net_set_timer(s->conn, s->cfg->idle_timeout * 1000);
+		log_info("stream=%u event=forward kind=%s from=%s to=%s peer=%s", s->serial, kind,
+			 from_dom, to_dom, s->cfg->peers[peer].name);
+		return;
+	}
+	if (s->qcount >= s->cfg->queue_max_stanzas || s->qbytes + len > s->cfg->queue_max_bytes) {
+		slog(s, "event=queue-full kind=%s from=%s to=%s", kind, from_dom, to_dom);
+		if (b != NULL) {
+			char buf[32768];
+			int n = bounce_build(b, "resource-constraint", "wait",
+					     "xtrunk: queue toward next hop is full", buf, sizeof(buf));
+			const struct route *r = route_lookup(s->cfg->routes, from_dom);
+
+			if (n > 0 && r != NULL)
+				forward(r->peer, to_dom, from_dom, buf, (size_t)n, NULL);
+		}
+		return;
+	}
+	need = sizeof(*q) + len + 1;
+	if (b != NULL)
+		need += strlen(b->name) + strlen(b->to) + strlen(b->from) +
+			(b->type ? strlen(b->type) : 0) + (b->id ? strlen(b->id) : 0) + 5;
+	q = malloc(need);
+	if (q == NULL) {
+		log_err("event=drop reason=out-of-memory kind=%s", kind);
+		return;
+	}
+	memset(q, 0, sizeof(*q));
+	p = (char *)(q + 1);
+	q->bytes = p;
+	memcpy(p, bytes, len);
+	p[len] = '\0';
+	p += len + 1;
+	q->len = len;
+	q->name = (char *)"error";
+	if (b != NULL) {
+#define QCOPY(f)                                                                                   \
+	if (b->f != NULL) {                                                                        \
+		q->f = p;                                                                          \
+		p = stpcpy(p, b->f) + 1;                                                           \
+	}
+		QCOPY(name) QCOPY(to) QCOPY(from) QCOPY(type) QCOPY(id)
+#undef QCOPY
+	} else {
+		q->type = (char *)"error"; /* never bounced */
+	}
+	*s->qtail = q;
+	s->qtail = &q->next;
+	s->qcount++;
+	s->qbytes += len;
+	s->want_auth = 1;
+	log_debug("stream=%u event=queued kind=%s from=%s to=%s state=%s", s->serial, kind, from_dom,
+		  to_dom, state_names[s->state]);
+	if (s->state == ST_OPEN)
+		out_send_result(s);
+}
+
+/* ---- inbound ---- */
+
+static int in_pair_ok(const struct stream *s, const char *from, const char *to)
+{
+	const struct pair *p;
+
+	for (p = s->pairs; p != NULL; p = p->next)
+		if (strcmp(p->from, from) == 0 && (to == NULL || strcmp(p->to, to) == 0))
+			return 1;
+	return 0;
+}
+
+static void in_send_features(struct stream *s)
+{
+	int offer_tls = !s->tls && g.server_creds != NULL && s->cfg->tls_inbound != CFG_TLS_NONE;
+
+	swrites(s, "<stream:features>");
+	if (offer_tls)
+		swritef(s, "<starttls xmlns='" NS_TLS "'>%s</starttls>",
+			s->cfg->tls_inbound == CFG_TLS_REQUIRED ? "<required/>" : "");
+	if (!offer_tls || s->cfg->tls_inbound != CFG_TLS_REQUIRED)
+		swrites(s, "<dialback xmlns='" NS_DB_FEATURE "'><errors/></dialback>");
+	swrites(s, "</stream:features>");
+}
+
+static void in_on_header(struct stream *s, const struct xs_header *h)
+{
+	char to[DOMAIN_MAX + 1];
+
+	make_id(s->id, sizeof(s->id));
+	if (h->to == NULL || norm(h->to, to) < 0 || route_lookup(s->cfg->routes, to) == NULL) {
+		snprintf(s->local, sizeof(s->local), "%s", "xtrunk");
+		stream_error(s, "host-unknown", NULL);
+		return;
+	}
+	snprintf(s->local, sizeof(s->local), "%s", to);
+	s->remote[0] = '\0';
+	if (h->from != NULL && norm(h->from, s->remote) < 0)
+		s->remote[0] = '\0';
+	if (h->version == NULL || strncmp(h->version, "1.", 2) != 0) {
+		stream_error(s, "unsupported-version", NULL);
+		return;
+	}
+	send_header(s, s->id);
+	in_send_features(s);
+	s->state = ST_OPEN;
+	slog(s, "event=header from=%s to=%s tls=%s", s->remote[0] ? s->remote : "-", s->local,
+	     s->tls ? "yes" : "no");
+}
+
+static int in_tls_missing(struct stream *s)
+{
+	if (s->tls || s->cfg->tls_inbound != CFG_TLS_REQUIRED)
+		return 0;
+	stream_error(s, "policy-violation", "STARTTLS is required");
+	return 1;
+}
+
+static void in_on_db_result(struct stream *s, const struct xs_stanza *st)
+{
+	char from[DOMAIN_MAX + 1], to[DOMAIN_MAX + 1], key[256];
+	char f[DOMAIN_MAX * 6 + 1], t[DOMAIN_MAX * 6 + 1];
+	const struct route *r;
+	struct stream *o;
+	struct vreq *v;
+
+	if (in_tls_missing(s))
+		return;
+	if (norm(st->from, from) < 0 || norm(st->to, to) < 0 ||
+	    element_text(st->bytes, st->len, key, sizeof(key)) <= 0) {
+		stream_error(s, "improper-addressing", "db:result needs from, to and a key");
+		return;
+	}
+	esc(f, sizeof(f), from);
+	esc(t, sizeof(t), to);
+	if (route_lookup(s->cfg->routes, to) == NULL) {
+		swritef(s, "<db:result from='%s' to='%s' type='error'><error type='cancel'>"
+			   "<item-not-found xmlns='" NS_STANZAS "'/></error></db:result>",
+			t, f);
+		return;
+	}
+	r = route_lookup(s->cfg->routes, from);
+	if (r == NULL) {
+		slog(s, "event=dialback-refused from=%s to=%s reason=no-route-for-sender", from, to);
+		swritef(s, "<db:result from='%s' to='%s' type='error'><error type='cancel'>"
+			   "<remote-server-not-found xmlns='" NS_STANZAS "'/></error></db:result>",
+			t, f);
+		return;
+	}
+	if (s->pending_db >= MAX_PENDING_DB) {
+		stream_error(s, "resource-constraint", "too many dialback requests in flight");
+		return;
+	}
+	o = out_get(r->peer, to, from);
+	v = o != NULL ? calloc(1, sizeof(*v)) : NULL;
+	if (v == NULL) {
+		stream_error(s, "internal-server-error", NULL);
+		return;
+	}
+	v->in_serial = s->serial;
+	v->from = strdup(to);
+	v->to = strdup(from);
+	v->id = strdup(s->id);
+	v->key = strdup(key);
+	if (!v->from || !v->to || !v->id || !v->key) {
+		free(v->from), free(v->to), free(v->id), free(v->key), free(v);
+		stream_error(s, "internal-server-error", NULL);
+		return;
+	}
+	v->next = o->vreqs;
+	o->vreqs = v;
+	s->pending_db++;
+	slog(s, "event=dialback-result from=%s to=%s verify-via=%s", from, to,
+	     s->cfg->peers[r->peer].name);
+	if (o->state == ST_OPEN || o->state == ST_DBWAIT || o->state == ST_ESTABLISHED)
+		out_send_vreqs(o);
+}
+
+/* The answer to a verification we asked for: valid 1, invalid 0, error -1. */
+static void in_verify_answer(unsigned in_serial, const char *from, const char *to, int valid,
+			     const char *condition)
+{
+	struct stream *s = stream_by_serial(in_serial);
+	char f[DOMAIN_MAX * 6 + 1], t[DOMAIN_MAX * 6 + 1];
+	struct pair *p;
+
+	if (s == NULL || s->dir != DIR_IN || s->state == ST_CLOSING)
+		return;
+	s->pending_db--;
+	esc(f, sizeof(f), from);
+	esc(t, sizeof(t), to);
+	if (valid < 0) {
+		slog(s, "event=dialback-error from=%s to=%s condition=%s", from, to, condition);
+		swritef(s, "<db:result from='%s' to='%s' type='error'><error type='cancel'>"
+			   "<%s xmlns='" NS_STANZAS "'/></error></db:result>",
+			t, f, condition);
+		return;
+	}
+	if (!valid) {
+		slog(s, "event=dialback-invalid from=%s to=%s", from, to);
+		swritef(s, "<db:result from='%s' to='%s' type='invalid'/>", t, f);
+		stream_close(s);
+		return;
+	}
+	if (!in_pair_ok(s, from, to)) {
+		if (s->npairs >= MAX_PAIRS) {
+			stream_error(s, "resource-constraint", "too many domain pairs");
+			return;
+		}
+		p = calloc(1, sizeof(*p));
+		if (p == NULL || (p->from = strdup(from)) == NULL || (p->to = strdup(to)) == NULL) {
+			if (p != NULL)
+				free(p->from);
+			free(p);
+			stream_error(s, "internal-server-error", NULL);
+			return;
+		}
+		p->next = s->pairs;
+		s->pairs = p;
+		s->npairs++;
+	}
+	slog(s, "event=dialback-valid from=%s to=%s auth=dialback", from, to);
+	swritef(s, "<db:result from='%s' to='%s' type='valid'/>", t, f);
+	net_set_timer(s->conn, s->cfg->idle_timeout * 1000);
+}
+
+static void in_on_db_verify(struct stream *s, const struct xs_stanza *st)
+{
+	char from[DOMAIN_MAX + 1], to[DOMAIN_MAX + 1], key[256];
+	char f[DOMAIN_MAX * 6 + 1], t[DOMAIN_MAX * 6 + 1], id[256];
+	int valid;
+
+	if (in_tls_missing(s))
+		return;
+	if (norm(st->from, from) < 0 || norm(st->to, to) < 0 || st->id == NULL ||
+	    element_text(st->bytes, st->len, key, sizeof(key)) < 0) {
+		stream_error(s, "improper-addressing", "db:verify needs from, to, id and a key");
+		return;
+	}
+	/* We are the authoritative server for 'to' (we originated its streams):
+	 * the key is valid iff we made it, for this receiving server and id. */
+	valid = db_key_check(s->cfg->dialback_secret, from, to, st->id, key);
+	slog(s, "event=dialback-verify-answered from=%s to=%s valid=%s", from, to,
+	     valid ? "yes" : "no");
+	swritef(s, "<db:verify from='%s' to='%s' id='%s' type='%s'/>", esc(t, sizeof(t), to),
+		esc(f, sizeof(f), from), esc(id, sizeof(id), st->id), valid ? "valid" : "invalid");
+	net_set_timer(s->conn, s->cfg->idle_timeout * 1000);
+}
+
+static void in_on_xmpp(struct stream *s, const struct xs_stanza *st)
+{
+	char from[DOMAIN_MAX + 1], to[DOMAIN_MAX + 1];
+	const struct route *r;
+	struct bounce_in b = {st->name, st->to, st->from, st->type, st->id};
+
+	if (st->to == NULL || st->from == NULL) {
+		stream_error(s, "improper-addressing", "stanzas need to and from");
+		return;
+	}
+	if (jid_domain(st->from, from, sizeof(from)) < 0 || !in_pair_ok(s, from, NULL)) {
+		stream_error(s, "invalid-from", NULL);
+		return;
+	}
+	if (jid_domain(st->to, to, sizeof(to)) < 0 || !in_pair_ok(s, from, to)) {
+		stream_error(s, "host-unknown", "the sender is not authorised toward this domain");
+		return;
+	}
+	r = route_lookup(s->cfg->routes, to);
+	if (r == NULL) { /* routes cannot change under a stream, but be safe */
+		stream_error(s, "host-unknown", NULL);
+		return;
+	}
+	log_debug("stream=%u event=stanza kind=%s from=%s to=%s route=%s", s->serial, st->name, from,
+		  to, r->pattern);
+	net_set_timer(s->conn, s->cfg->idle_timeout * 1000);
+	forward(r->peer, from, to, st->bytes, st->len, &b);
+}
+
+static void in_on_stanza(struct stream *s, const struct xs_stanza *st)
+{
+	if (strcmp(st->ns, NS_TLS) == 0 && strcmp(st->name, "starttls") == 0) {
+		if (s->tls || g.server_creds == NULL || s->cfg->tls_inbound == CFG_TLS_NONE) {
+			swrites(s, "<failure xmlns='" NS_TLS "'/></stream:stream>");
+			stream_close(s);
+			return;
+		}
+		swrites(s, "<proceed xmlns='" NS_TLS "'/>");
+		xs_stop(s->xs);
+		s->start_tls = 1;
+		return;
+	}
+	if (strcmp(st->ns, XS_NS_DIALBACK) == 0) {
+		if (strcmp(st->name, "result") == 0)
+			in_on_db_result(s, st);
+		else if (strcmp(st->name, "verify") == 0)
+			in_on_db_verify(s, st);
+		else
+			stream_error(s, "unsupported-stanza-type", NULL);
+		return;
+	}
+	if (strcmp(st->ns, XS_NS_SERVER) == 0 &&
+	    (strcmp(st->name, "message") == 0 || strcmp(st->name, "presence") == 0 ||
+	     strcmp(st->name, "iq") == 0)) {
+		if (!in_tls_missing(s))
+			in_on_xmpp(s, st);
+		return;
+	}
+	stream_error(s, "unsupported-stanza-type", NULL);
+}
+
+static void in_on_tls(void *ctx, int status)
+{
+	struct stream *s = ctx;
+
+	if (status < 0) {
+		slog(s, "event=tls-failed");
+		s->state = ST_CLOSING;
+		net_close(s->conn);
+		return;
+	}
+	s->tls = 1;
+	slog(s, "event=tls-up tls=%s", net_tls_describe(s->conn));
+	s->state = ST_HEADER;
+	s->header_sent = 0;
+}
+
+/* ---- shared stream callbacks ---- */
+
+static void xs_on_header(void *ctx, const struct xs_header *h)
+{
+	struct stream *s = ctx;
+
+	if (s->dir == DIR_IN)
+		in_on_header(s, h);
+	else
+		out_on_header(s, h);
+}
+
+static void xs_on_stanza(void *ctx, const struct xs_stanza *st)
+{
+	struct stream *s = ctx;
+
+	if (s->state == ST_CLOSING)
+		return;
+	if (s->dir == DIR_IN)
+		in_on_stanza(s, st);
+	else
+		out_on_stanza(s, st);
+}
+
+static void xs_on_close(void *ctx)
+{
+	struct stream *s = ctx;
+
+	slog(s, "event=peer-closed-stream");
+	if (s->dir == DIR_OUT && s->state != ST_ESTABLISHED)
+		out_fail(s, "remote-server-timeout", "next hop closed the stream");
+	else if (s->dir == DIR_OUT)
+		out_fail(s, "remote-server-timeout", "next hop closed the stream");
+	else
+		stream_close(s);
+}
+
+static void xs_on_error(void *ctx, enum xs_error err, const char *detail)
+{
+	struct stream *s = ctx;
+
+	if (s->dir == DIR_OUT) {
+		out_fail(s, "remote-server-timeout", "next hop sent bad XML");
+		return;
+	}
+	stream_error(s, xs_error_condition(err), NULL);
+	(void)detail;
+}
+
+static const struct xs_callbacks stream_xs_cb = {
+	.on_header = xs_on_header,
+	.on_stanza = xs_on_stanza,
+	.on_close = xs_on_close,
+	.on_error = xs_on_error,
+};
+
+static void on_data(void *ctx, const char *data, size_t len)
+{
+	struct stream *s = ctx;
+	int rc;
+
+	if (s->state == ST_CLOSING)
+		return;
+	rc = xs_feed(s->xs, data, len);
+	if (rc < 0 || s->state == ST_CLOSING)
+		return;
+	if (s->start_tls) {
+		s->start_tls = 0;
+		/* bytes after <starttls/> or <proceed/> in the same read: injection */
+		if (xs_trailing(s->xs) > 0) {
+			slog(s, "event=starttls-injection bytes=%zu", xs_trailing(s->xs));
+			if (s->dir == DIR_OUT)
+				out_fail(s, "remote-server-timeout", "data injected after <proceed/>");
+			else {
+				s->state = ST_CLOSING;
+				net_close(s->conn);
+			}
+			return;
+		}
+		xs_reset(s->xs);
+		s->state = ST_TLS;
+		if (s->dir == DIR_IN)
+			rc = net_start_tls_server(s->conn, g.server_creds);
+		else
+			rc = net_start_tls_client(s->conn, g.peer_creds[s->peer], s->remote);
+		if (rc < 0) {
+			if (s->dir == DIR_OUT)
+				out_fail(s, "remote-server-timeout", "cannot start TLS");
+			else
+				stream_close(s);
+		}
+	}
+}
+
+static void on_timeout(void *ctx)
+{
+	struct stream *s = ctx;
+
+	if (s->dir == DIR_OUT && s->state != ST_ESTABLISHED) {
+		out_fail(s, "remote-server-timeout", "stream negotiation timed out");
+		return;
+	}
+	slog(s, "event=idle-timeout state=%s", state_names[s->state]);
+	if (s->dir == DIR_OUT)
+		out_fail(s, "remote-server-timeout", "idle");
+	else if (s->state != ST_ESTABLISHED && s->npairs == 0)
+		stream_error(s, "connection-timeout", NULL);
+	else
+		stream_close(s);
+}
+
+static void on_error(void *ctx, int status)
+{
+	struct stream *s = ctx;
+
+	if (s->dir == DIR_OUT) {
+		out_fail(s, "remote-server-timeout", "connection to next hop lost");
+		return;
+	}
+	slog(s, "event=connection-lost status=%d", status);
+	s->state = ST_CLOSING;
+}
+
+static void in_on_connected(void *ctx, int status)
+{
+	(void)ctx;
+	(void)status;
+}
+
+static const struct net_callbacks in_net_cb = {
+	.on_connected = in_on_connected,
+	.on_data = on_data,
+	.on_tls = in_on_tls,
+	.on_timeout = on_timeout,
+	.on_error = on_error,
+	.on_closed = on_closed,
+};
+
+void s2s_accept(void *uv_server)
+{
+	struct stream *s = calloc(1, sizeof(*s));
+
+	if (s == NULL)
+		return;
+	s->dir = DIR_IN;
+	s->state = ST_HEADER;
+	s->cfg = config_ref(g.cfg);
+	s->xs = xs_new(&stream_xs_cb, s, &g.limits);
+	if (s->xs == NULL) {
+		stream_free(s);
+		return;
+	}
+	stream_link(s);
+	s->conn = net_accept(uv_server, &in_net_cb, s);
+	if (s->conn == NULL) {
+		stream_unlink(s);
+		stream_free(s);
+		return;
+	}
+	slog(s, "event=accepted");
+	net_set_timer(s->conn, s->cfg->handshake_timeout * 1000);
+}
+
+int s2s_init(struct config *cfg, struct tls_creds *server_creds, char *err, unsigned errlen)
+{
+	size_t i;
+
+	g.cfg = config_ref(cfg);
+	g.server_creds = server_creds;
+	g.limits.max_stanza_size = cfg->max_stanza_size;
+	g.peer_creds = calloc(cfg->npeers ? cfg->npeers : 1, sizeof(*g.peer_creds));
+	if (g.peer_creds == NULL)
+		return -ENOMEM;
+	g.npeer_creds = cfg->npeers;
+	for (i = 0; i < cfg->npeers; i++)
+		if (tls_creds_client(cfg->peers[i].ca_file, &g.peer_creds[i], err, errlen) < 0)
+			return -EINVAL;
+	return 0;
+}
+
+void s2s_shutdown(void)
+{
+	struct stream *s;
+
+	for (s = g.streams; s != NULL; s = s->next) {
+		if (s->dir == DIR_OUT && s->qcount > 0)
+			slog(s, "event=shutdown-drop queued=%zu", s->qcount);
+		stream_close(s);
+	}
+}
+
+void s2s_free(void)
+{
+	size_t i;
+
+	for (i = 0; i < g.npeer_creds; i++)
+		tls_creds_free(g.peer_creds[i]);
+	free(g.peer_creds);
+	g.peer_creds = NULL;
+	config_unref(g.cfg);
+	g.cfg = NULL;
+}

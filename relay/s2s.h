@@ -1,0 +1,22 @@
+/* s2s: XMPP server-to-server streams through the relay. Inbound streams
+ * are terminated (STARTTLS, dialback as receiving and as authoritative
+ * server); each stanza is checked and routed to an outbound stream for its
+ * (from-domain, to-domain) pair on the route's next hop, which the relay
+ * opens and authenticates itself. Undeliverable stanzas are bounced. */
+#ifndef XT_S2S_H
+#define XT_S2S_H
+
+struct config;
+struct tls_creds;
+
+/* cfg is referenced; server_creds is borrowed (NULL when tls.inbound is
+ * "none"). Loads per-peer client credentials. 0 or -errno with err set. */
+int s2s_init(struct config *cfg, struct tls_creds *server_creds, char *err, unsigned errlen);
+/* A listener has a pending connection (uv_server is a uv_stream_t *). */
+void s2s_accept(void *uv_server);
+/* Close every stream (SIGTERM). */
+void s2s_shutdown(void);
+/* Release what s2s_init took. */
+void s2s_free(void);
+
+#endif

@@ -1,0 +1,58 @@
+/* tls: one GnuTLS session driven without sockets (sans-I/O). Ciphertext
+ * goes in through tls_feed() and out through the on_cipher callback;
+ * plaintext comes out through on_plain. The I/O edge (net.c) moves the
+ * ciphertext between this and the socket. */
+#ifndef XT_TLS_H
+#define XT_TLS_H
+
+#include <stddef.h>
+
+struct tls_creds;
+struct tls_session;
+
+/* Server credentials: PEM certificate chain and key. Returns 0 or
+ * -EINVAL with a message naming the file in err. */
+int tls_creds_server(const char *cert_file, const char *key_file, struct tls_creds **out,
+		     char *err, size_t errlen);
+/* Client credentials; ca_file may be NULL (no chain check possible). */
+int tls_creds_client(const char *ca_file, struct tls_creds **out, char *err, size_t errlen);
+/* Accepts NULL. */
+void tls_creds_free(struct tls_creds *c);
+
+struct tls_callbacks {
+	/* Ciphertext to send; the data is borrowed for the call. Returns 0 or -errno. */
+	int (*on_cipher)(void *ctx, const char *data, size_t len);
+	/* Decrypted application data, borrowed for the call. */
+	void (*on_plain)(void *ctx, const char *data, size_t len);
+	/* Handshake finished (status 0) or failed (-EPROTO). */
+	void (*on_handshake)(void *ctx, int status);
+};
+
+/* creds is borrowed and must outlive the session. sni may be NULL. */
+struct tls_session *tls_server_new(struct tls_creds *creds, const struct tls_callbacks *cb,
+				   void *ctx);
+struct tls_session *tls_client_new(struct tls_creds *creds, const char *sni,
+				   const struct tls_callbacks *cb, void *ctx);
+/* Accepts NULL. Never from inside one of its callbacks. */
+void tls_free(struct tls_session *t);
+
+/* Starts the client handshake (sends the ClientHello). */
+int tls_start(struct tls_session *t);
+/* Feed received ciphertext. Runs the handshake and delivers plaintext.
+ * Returns 0, or -EPROTO on a fatal TLS error, -ECONNRESET on close_notify. */
+int tls_feed(struct tls_session *t, const char *data, size_t len);
+/* Encrypt and send through on_cipher. Only after the handshake. */
+int tls_write(struct tls_session *t, const char *data, size_t len);
+/* Send close_notify. */
+void tls_bye(struct tls_session *t);
+/* Stop delivering plaintext from the current tls_feed (owner is closing). */
+void tls_stop(struct tls_session *t);
+
+/* Check the peer certificate chain against the client credentials' CA
+ * and the name. Returns 0, -ENOKEY (no certificate), -EBADMSG (untrusted
+ * or wrong name). With no CA configured, returns -ENOKEY. */
+int tls_verify_peer(struct tls_session *t, const char *name);
+/* "TLS1.3/AES-256-GCM" style description, static storage. */
+const char *tls_describe(struct tls_session *t);
+
+#endif

@@ -1,0 +1,27 @@
+#!/bin/sh
+# Install the Debian packages xtrunk needs, only those missing.
+#   deps.sh build   libraries and tools to build xtrunkd
+#   deps.sh test    plus what make check and make demo need (Prosody, slixmpp, ...)
+set -eu
+build="gcc make pkg-config libxml2-dev libgnutls28-dev libuv1-dev libconfig-dev"
+test="check prosody lua-unbound python3-slixmpp gnutls-bin iproute2 mandoc valgrind procps"
+case "${1:-build}" in
+build) want="$build $test" ;;
+test) want="$build $test" ;;
+*) echo "usage: deps.sh build|test" >&2; exit 2 ;;
+esac
+missing=""
+for p in $want; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+echo "deps: installing:$missing"
+if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null
+# The Debian package starts a system Prosody; the tests and the demo run
+# their own instances and do not need it.
+if dpkg-query -W prosody >/dev/null 2>&1; then
+	$SUDO systemctl stop prosody 2>/dev/null || $SUDO service prosody stop 2>/dev/null || true
+fi
