@@ -36,13 +36,25 @@ struct tls_session {
 	int is_client;
 };
 
+static void tls_log(int level, const char *msg)
+{
+	log_debug("event=gnutls level=%d msg=\"%.*s\"", level, (int)strcspn(msg, "\n"), msg);
+}
+
 static int tls_global_init(void)
 {
 	static int done;
+	const char *lvl;
 
 	if (!done) {
 		if (gnutls_global_init() < 0)
 			return -EIO;
+		/* XTRUNK_TLS_DEBUG=N traces GnuTLS at level N (with -v) */
+		lvl = getenv("XTRUNK_TLS_DEBUG");
+		if (lvl != NULL) {
+			gnutls_global_set_log_function(tls_log);
+			gnutls_global_set_log_level(atoi(lvl));
+		}
 		done = 1;
 	}
 	return 0;
@@ -227,36 +239,46 @@ int tls_start(struct tls_session *t)
 int tls_feed(struct tls_session *t, const char *data, size_t len)
 {
 	char buf[16384];
+	size_t before;
 	ssize_t n;
+	int idle = 0;
 
 	t->in = data;
 	t->in_len = len;
 	t->stopped = 0;
-	if (!t->handshake_done) {
-		if (tls_handshake_step(t) < 0)
-			return -EPROTO;
-		if (!t->handshake_done || t->stopped)
-			goto out;
-	}
-	for (;;) {
+	/* GnuTLS returns EAGAIN after a post-handshake message (a TLS 1.3
+	 * NewSessionTicket) even when more records are waiting in our buffer,
+	 * so loop until the buffer is empty, not until the first EAGAIN. */
+	while (!t->stopped) {
+		before = t->in_len;
+		if (!t->handshake_done) {
+			if (tls_handshake_step(t) < 0)
+				return -EPROTO;
+			if (!t->handshake_done) {
+				if (t->in_len == 0 || (t->in_len == before && ++idle > 2))
+					break;
+				continue;
+			}
+			continue;
+		}
 		n = gnutls_record_recv(t->s, buf, sizeof(buf));
 		if (n > 0) {
+			idle = 0;
 			t->cb->on_plain(t->ctx, buf, (size_t)n);
-			if (t->stopped)
-				break;
 			continue;
 		}
 		if (n == 0)
 			return -ECONNRESET;
-		if (n == GNUTLS_E_AGAIN || n == GNUTLS_E_INTERRUPTED)
-			break;
-		if (n == GNUTLS_E_REHANDSHAKE) /* refuse renegotiation: warning alert */
+		if (n == GNUTLS_E_AGAIN || n == GNUTLS_E_INTERRUPTED) {
+			if (t->in_len == 0 || (t->in_len == before && ++idle > 2))
+				break;
+			continue;
+		}
+		if (n == GNUTLS_E_REHANDSHAKE) /* refuse renegotiation: ignore the request */
 			continue;
 		log_info("event=tls-error stage=record error=%s", gnutls_strerror((int)n));
 		return -EPROTO;
 	}
-out:
-	/* GnuTLS buffers a partial record internally, so nothing is left here. */
 	t->in = NULL;
 	t->in_len = 0;
 	return 0;
