@@ -41,6 +41,7 @@
 #include <gnutls/crypto.h>
 #include <gnutls/gnutls.h>
 
+#include "authz.h"
 #include "bounce.h"
 #include "config.h"
 #include "dialback.h"
@@ -74,13 +75,6 @@ enum s2s_state {
 
 static const char *const state_names[] = {"connect", "header", "features", "proceed", "tls",
 					  "open",    "dbwait", "established", "closing"};
-
-/* A domain pair authorised on an inbound stream. */
-struct pair {
-	struct pair *next; /* owned */
-	char *from;        /* owned: the remote sender domain */
-	char *to;          /* owned: the local (routed) target domain */
-};
 
 /* A stanza waiting for its outbound stream; one allocation. */
 struct qitem {
@@ -116,8 +110,7 @@ struct stream {
 	char local[DOMAIN_MAX + 1];  /* in: header 'to'; out: our 'from' */
 	char remote[DOMAIN_MAX + 1]; /* in: header 'from' (may be empty); out: 'to' */
 	/* inbound */
-	struct pair *pairs; /* owned list */
-	size_t npairs;
+	struct authz *authz; /* owned: pairs authenticated on this stream */
 	/* outbound */
 	int peer;       /* index in cfg->peers */
 	int want_auth;  /* stanzas wait: authenticate with db:result */
@@ -332,16 +325,10 @@ static int norm(const char *v, char *out)
 
 static void stream_free(struct stream *s)
 {
-	struct pair *p;
 	struct qitem *q;
 	struct vreq *v;
 
-	while ((p = s->pairs) != NULL) {
-		s->pairs = p->next;
-		free(p->from);
-		free(p->to);
-		free(p);
-	}
+	authz_free(s->authz);
 	while ((q = s->qhead) != NULL) {
 		s->qhead = q->next;
 		free(q);
@@ -773,16 +760,6 @@ static void forward(int peer, const char *from_dom, const char *to_dom, const ch
 
 /* ---- inbound ---- */
 
-static int in_pair_ok(const struct stream *s, const char *from, const char *to)
-{
-	const struct pair *p;
-
-	for (p = s->pairs; p != NULL; p = p->next)
-		if (strcmp(p->from, from) == 0 && (to == NULL || strcmp(p->to, to) == 0))
-			return 1;
-	return 0;
-}
-
 static void in_send_features(struct stream *s)
 {
 	int offer_tls = !s->tls && g.server_creds != NULL && s->cfg->tls_inbound != CFG_TLS_NONE;
@@ -798,20 +775,17 @@ static void in_send_features(struct stream *s)
 
 static void in_on_header(struct stream *s, const struct xs_header *h)
 {
-	char to[DOMAIN_MAX + 1];
+	const char *cond;
 
 	make_id(s->id, sizeof(s->id));
-	if (h->to == NULL || norm(h->to, to) < 0 || route_lookup(s->cfg->routes, to) == NULL) {
-		snprintf(s->local, sizeof(s->local), "%s", "xtrunk");
-		stream_error(s, "host-unknown", NULL);
-		return;
-	}
-	snprintf(s->local, sizeof(s->local), "%s", to);
 	s->remote[0] = '\0';
 	if (h->from != NULL && norm(h->from, s->remote) < 0)
 		s->remote[0] = '\0';
-	if (h->version == NULL || strncmp(h->version, "1.", 2) != 0) {
-		stream_error(s, "unsupported-version", NULL);
+	cond = authz_header(s->cfg->routes, h->to, h->version, s->local);
+	if (cond != NULL) {
+		if (strcmp(cond, "host-unknown") == 0)
+			snprintf(s->local, sizeof(s->local), "%s", "xtrunk.invalid");
+		stream_error(s, cond, NULL);
 		return;
 	}
 	send_header(s, s->id);
@@ -895,7 +869,7 @@ static void in_verify_answer(unsigned in_serial, const char *from, const char *t
 {
 	struct stream *s = stream_by_serial(in_serial);
 	char f[DOMAIN_MAX * 6 + 1], t[DOMAIN_MAX * 6 + 1];
-	struct pair *p;
+	int rc;
 
 	if (s == NULL || s->dir != DIR_IN || s->state == ST_CLOSING)
 		return;
@@ -915,22 +889,11 @@ static void in_verify_answer(unsigned in_serial, const char *from, const char *t
 		stream_close(s);
 		return;
 	}
-	if (!in_pair_ok(s, from, to)) {
-		if (s->npairs >= MAX_PAIRS) {
-			stream_error(s, "resource-constraint", "too many domain pairs");
-			return;
-		}
-		p = calloc(1, sizeof(*p));
-		if (p == NULL || (p->from = strdup(from)) == NULL || (p->to = strdup(to)) == NULL) {
-			if (p != NULL)
-				free(p->from);
-			free(p);
-			stream_error(s, "internal-server-error", NULL);
-			return;
-		}
-		p->next = s->pairs;
-		s->pairs = p;
-		s->npairs++;
+	rc = authz_add(s->authz, from, to);
+	if (rc < 0) {
+		stream_error(s, rc == -ENOSPC ? "resource-constraint" : "internal-server-error",
+			     rc == -ENOSPC ? "too many domain pairs" : NULL);
+		return;
 	}
 	slog(s, "event=dialback-valid from=%s to=%s auth=dialback", from, to);
 	swritef(s, "<db:result from='%s' to='%s' type='valid'/>", t, f);
@@ -965,17 +928,10 @@ static void in_on_xmpp(struct stream *s, const struct xs_stanza *st)
 	char from[DOMAIN_MAX + 1], to[DOMAIN_MAX + 1];
 	const struct route *r;
 	struct bounce_in b = {st->name, st->to, st->from, st->type, st->id};
+	const char *cond = authz_stanza(s->authz, st->from, st->to, from, to);
 
-	if (st->to == NULL || st->from == NULL) {
-		stream_error(s, "improper-addressing", "stanzas need to and from");
-		return;
-	}
-	if (jid_domain(st->from, from, sizeof(from)) < 0 || !in_pair_ok(s, from, NULL)) {
-		stream_error(s, "invalid-from", NULL);
-		return;
-	}
-	if (jid_domain(st->to, to, sizeof(to)) < 0 || !in_pair_ok(s, from, to)) {
-		stream_error(s, "host-unknown", "the sender is not authorised toward this domain");
+	if (cond != NULL) {
+		stream_error(s, cond, NULL);
 		return;
 	}
 	r = route_lookup(s->cfg->routes, to);
@@ -1142,7 +1098,7 @@ static void on_timeout(void *ctx)
 	slog(s, "event=idle-timeout state=%s", state_names[s->state]);
 	if (s->dir == DIR_OUT)
 		out_fail(s, "remote-server-timeout", "idle");
-	else if (s->state != ST_ESTABLISHED && s->npairs == 0)
+	else if (authz_count(s->authz) == 0)
 		stream_error(s, "connection-timeout", NULL);
 	else
 		stream_close(s);
@@ -1185,7 +1141,8 @@ void s2s_accept(void *uv_server)
 	s->state = ST_HEADER;
 	s->cfg = config_ref(g.cfg);
 	s->xs = xs_new(&stream_xs_cb, s, &g.limits);
-	if (s->xs == NULL) {
+	s->authz = authz_new(MAX_PAIRS);
+	if (s->xs == NULL || s->authz == NULL) {
 		stream_free(s);
 		return;
 	}
