@@ -13,8 +13,8 @@
 
 struct authz_pair {
 	struct authz_pair *next; /* owned */
-	char *from;              /* owned, normalised */
-	char *to;                /* owned, normalised */
+	char *from;		 /* owned, normalised */
+	char *to;		 /* owned, normalised */
 };
 
 struct authz {
@@ -98,8 +98,8 @@ const char *authz_header(const struct route_table *rt, const char *to, const cha
 	return NULL;
 }
 
-const char *authz_stanza(const struct authz *a, const char *from, const char *to,
-			 char *from_dom, char *to_dom)
+const char *authz_stanza(const struct authz *a, const char *from, const char *to, char *from_dom,
+			 char *to_dom)
 {
 	if (from == NULL || to == NULL || jid_domain(from, from_dom, DOMAIN_MAX + 1) < 0 ||
 	    jid_domain(to, to_dom, DOMAIN_MAX + 1) < 0)

@@ -8,9 +8,9 @@
 #include <stddef.h>
 
 struct bounce_in {
-	const char *name;          /* "message", "presence" or "iq" */
-	const char *to, *from;     /* decoded attribute values */
-	const char *type, *id;     /* decoded, NULL if absent */
+	const char *name;      /* "message", "presence" or "iq" */
+	const char *to, *from; /* decoded attribute values */
+	const char *type, *id; /* decoded, NULL if absent */
 };
 
 /* 1 if an error may be sent for this stanza (not type=error, not an iq of

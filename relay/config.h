@@ -10,7 +10,7 @@
 enum cfg_tls {
 	CFG_TLS_REQUIRED = 0, /* STARTTLS must succeed (default) */
 	CFG_TLS_OPTIONAL,     /* use it when offered */
-	CFG_TLS_NONE          /* never (lab use only) */
+	CFG_TLS_NONE	      /* never (lab use only) */
 };
 
 struct cfg_listen {
@@ -19,41 +19,42 @@ struct cfg_listen {
 };
 
 struct cfg_peer {
-	char *name;     /* owned, unique */
-	char *host;     /* owned, numeric address or host name */
-	int port;       /* default 5269 */
+	char *name; /* owned, unique */
+	char *host; /* owned, numeric address or host name */
+	int port;   /* default 5269 */
 	enum cfg_tls tls;
-	char *ca_file;  /* owned or NULL: verify the next hop's chain against it */
-	char *identity; /* owned or NULL: expected certificate identity (default: the stream 'to') */
+	char *ca_file; /* owned or NULL: verify the next hop's chain against it */
+	char
+	    *identity; /* owned or NULL: expected certificate identity (default: the stream 'to') */
 	int line;
 };
 
 struct config {
-	char *path; /* owned */
+	char *path;		   /* owned */
 	struct cfg_listen *listen; /* owned array */
 	size_t nlisten;
-	char *dialback_secret; /* owned; from dialback_secret or dialback_secret_file */
-	char *tls_certificate; /* owned, PEM path: presented on inbound streams */
-	char *tls_key;         /* owned, PEM path */
+	char *dialback_secret;	  /* owned; from dialback_secret or dialback_secret_file */
+	char *tls_certificate;	  /* owned, PEM path: presented on inbound streams */
+	char *tls_key;		  /* owned, PEM path */
 	enum cfg_tls tls_inbound; /* required (default) or optional for inbound streams */
-	struct cfg_peer *peers;   /* owned array */
+	struct cfg_peer *peers;	  /* owned array */
 	size_t npeers;
 	struct route_table *routes; /* owned */
 	unsigned connect_timeout;   /* seconds, default 10 */
 	unsigned handshake_timeout; /* seconds, default 30: TCP connect to authenticated */
-	unsigned idle_timeout;      /* seconds, default 600 */
+	unsigned idle_timeout;	    /* seconds, default 600 */
 	size_t queue_max_stanzas;   /* per outbound stream, default 1000 */
-	size_t queue_max_bytes;     /* per outbound stream, default 4 MiB */
-	size_t max_stanza_size;     /* default 262144 */
+	size_t queue_max_bytes;	    /* per outbound stream, default 4 MiB */
+	size_t max_stanza_size;	    /* default 262144 */
 	int refs;
 };
 
 /* One row per configuration key: used by the loader, the -k listing and
  * the man page check. */
 struct config_key {
-	const char *path;  /* e.g. "peers.[].port" */
-	const char *type;  /* "string", "int", "bool", "list", "group" */
-	const char *dflt;  /* default as written in the man page, or "required" */
+	const char *path;   /* e.g. "peers.[].port" */
+	const char *type;   /* "string", "int", "bool", "list", "group" */
+	const char *dflt;   /* default as written in the man page, or "required" */
 	const char *reload; /* "yes", "no" */
 };
 extern const struct config_key config_keys[];

@@ -28,7 +28,7 @@ void log_msg(int prio, const char *fmt, ...)
 
 	va_start(ap, fmt);
 	if (log_stderr) {
-		static const char *const names[] = {"emerg", "alert", "crit", "err",
+		static const char *const names[] = {"emerg", "alert",  "crit", "err",
 						    "warn",  "notice", "info", "debug"};
 		struct timespec ts;
 		struct tm tm;

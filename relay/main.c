@@ -70,7 +70,8 @@ static int listen_all(uv_loop_t *loop, const struct config *cfg)
 		if (rc == 0)
 			rc = uv_listen((uv_stream_t *)&l->tcp, 511, on_connection);
 		if (rc < 0) {
-			log_err("event=listen-failed address=%s error=%s", l->name, uv_strerror(rc));
+			log_err("event=listen-failed address=%s error=%s", l->name,
+				uv_strerror(rc));
 			return rc;
 		}
 		log_info("event=listening address=%s", l->name);
@@ -95,7 +96,8 @@ static void close_all(void)
 static void on_signal(uv_signal_t *h, int signum)
 {
 	if (signum == SIGHUP) {
-		log_warn("event=reload-unsupported reason=\"SIGHUP reload is not implemented yet; restart to apply a new configuration\"");
+		log_warn("event=reload-unsupported reason=\"SIGHUP reload is not implemented yet; "
+			 "restart to apply a new configuration\"");
 		return;
 	}
 	if (stopping)
@@ -117,12 +119,23 @@ int main(int argc, char **argv)
 
 	while ((opt = getopt(argc, argv, "df:hknv")) != -1) {
 		switch (opt) {
-		case 'd': foreground = 1; break;
-		case 'f': path = optarg; break;
-		case 'k': keys = 1; break;
-		case 'n': test = 1; break;
-		case 'v': debug = 1; break;
-		default: usage();
+		case 'd':
+			foreground = 1;
+			break;
+		case 'f':
+			path = optarg;
+			break;
+		case 'k':
+			keys = 1;
+			break;
+		case 'n':
+			test = 1;
+			break;
+		case 'v':
+			debug = 1;
+			break;
+		default:
+			usage();
 		}
 	}
 	if (optind != argc)
@@ -139,8 +152,8 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	if (cfg->tls_inbound != CFG_TLS_NONE &&
-	    tls_creds_server(cfg->tls_certificate, cfg->tls_key, &server_creds, err,
-			     sizeof(err)) < 0) {
+	    tls_creds_server(cfg->tls_certificate, cfg->tls_key, &server_creds, err, sizeof(err)) <
+		0) {
 		fprintf(stderr, "xtrunkd: %s: tls: %s\n", path, err);
 		config_unref(cfg);
 		return 1;

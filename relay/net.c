@@ -24,18 +24,18 @@ struct net_conn {
 	uv_tcp_t tcp;
 	uv_timer_t timer;
 	const struct net_callbacks *cb; /* borrowed */
-	void *ctx;                      /* borrowed */
-	struct tls_session *tls;        /* owned or NULL */
+	void *ctx;			/* borrowed */
+	struct tls_session *tls;	/* owned or NULL */
 	int refs;
-	int closing;                    /* net_close called */
+	int closing; /* net_close called */
 	int tcp_open, timer_open;
 	int told_closed;
-	int stop_reading;               /* owner asked to drop the rest of this read */
+	int stop_reading; /* owner asked to drop the rest of this read */
 	int port;
 	unsigned connect_timeout_ms;
 	char host[256];
 	char peer[64];
-	size_t queued;                  /* bytes in in-flight uv_write requests */
+	size_t queued; /* bytes in in-flight uv_write requests */
 };
 
 struct net_write_req {
@@ -193,9 +193,9 @@ static void tls_on_handshake(void *ctx, int status)
 }
 
 static const struct tls_callbacks net_tls_cb = {
-	.on_cipher = tls_on_cipher,
-	.on_plain = tls_on_plain,
-	.on_handshake = tls_on_handshake,
+    .on_cipher = tls_on_cipher,
+    .on_plain = tls_on_plain,
+    .on_handshake = tls_on_handshake,
 };
 
 int net_write(struct net_conn *c, const char *data, size_t len)

@@ -57,7 +57,7 @@
 #define NS_STANZAS "urn:ietf:params:xml:ns:xmpp-stanzas"
 #define NS_DB_FEATURE "urn:xmpp:features:dialback"
 #define MAX_PENDING_DB 64 /* dialback requests in flight per stream */
-#define MAX_PAIRS 1024    /* authorised pairs per inbound stream */
+#define MAX_PAIRS 1024	  /* authorised pairs per inbound stream */
 
 enum s2s_dir { DIR_IN, DIR_OUT };
 
@@ -73,7 +73,7 @@ enum s2s_state {
 	ST_CLOSING
 };
 
-static const char *const state_names[] = {"connect", "header", "features", "proceed", "tls",
+static const char *const state_names[] = {"connect", "header", "features",    "proceed", "tls",
 					  "open",    "dbwait", "established", "closing"};
 
 /* A stanza waiting for its outbound stream; one allocation. */
@@ -87,7 +87,7 @@ struct qitem {
 
 /* A db:verify we sent (or will send) on behalf of an inbound stream. */
 struct vreq {
-	struct vreq *next; /* owned */
+	struct vreq *next;  /* owned */
 	unsigned in_serial; /* the inbound stream waiting for the answer */
 	int sent;
 	char *from, *to, *id, *key; /* owned; from = the domain we act for */
@@ -99,21 +99,21 @@ struct stream {
 	enum s2s_dir dir;
 	enum s2s_state state;
 	struct net_conn *conn; /* owned until on_closed */
-	struct xs *xs;         /* owned */
+	struct xs *xs;	       /* owned */
 	struct config *cfg;    /* ref: the snapshot this stream started with */
-	int tls;               /* TLS is up */
+	int tls;	       /* TLS is up */
 	int header_sent;
-	int restart;           /* after this feed: xs_reset (stream restart) */
-	int start_tls;         /* after this feed: check injection, start TLS */
-	int pending_db;        /* inbound: dialback verifications in flight */
-	char id[40];           /* inbound: our stream id; outbound: the peer's */
+	int restart;		     /* after this feed: xs_reset (stream restart) */
+	int start_tls;		     /* after this feed: check injection, start TLS */
+	int pending_db;		     /* inbound: dialback verifications in flight */
+	char id[40];		     /* inbound: our stream id; outbound: the peer's */
 	char local[DOMAIN_MAX + 1];  /* in: header 'to'; out: our 'from' */
 	char remote[DOMAIN_MAX + 1]; /* in: header 'from' (may be empty); out: 'to' */
 	/* inbound */
 	struct authz *authz; /* owned: pairs authenticated on this stream */
 	/* outbound */
-	int peer;       /* index in cfg->peers */
-	int want_auth;  /* stanzas wait: authenticate with db:result */
+	int peer;      /* index in cfg->peers */
+	int want_auth; /* stanzas wait: authenticate with db:result */
 	int result_sent;
 	struct qitem *qhead, **qtail; /* owned list */
 	size_t qcount, qbytes;
@@ -121,9 +121,9 @@ struct stream {
 };
 
 static struct {
-	struct config *cfg;             /* ref */
+	struct config *cfg;		/* ref */
 	struct tls_creds *server_creds; /* borrowed */
-	struct tls_creds **peer_creds;  /* owned array, one per peer */
+	struct tls_creds **peer_creds;	/* owned array, one per peer */
 	size_t npeer_creds;
 	struct stream *streams; /* the list; each stream is owned by its connection */
 	unsigned next_serial;
@@ -138,7 +138,8 @@ static void forward(int peer, const char *from_dom, const char *to_dom, const ch
 
 /* ---- small helpers ---- */
 
-static void slog(const struct stream *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void slog(const struct stream *s, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 static void slog(const struct stream *s, const char *fmt, ...)
 {
@@ -366,7 +367,8 @@ static void out_fail(struct stream *s, const char *condition, const char *why)
 
 	if (s->state == ST_CLOSING)
 		return;
-	slog(s, "event=next-hop-failed from=%s to=%s state=%s condition=%s reason=\"%s\" queued=%zu",
+	slog(s,
+	     "event=next-hop-failed from=%s to=%s state=%s condition=%s reason=\"%s\" queued=%zu",
 	     s->local, s->remote, state_names[s->state], condition, why, n);
 	/* Out of the pool first, so bounces never pick this stream. */
 	s->state = ST_CLOSING;
@@ -382,7 +384,8 @@ static void out_fail(struct stream *s, const char *condition, const char *why)
 		s->qhead = q->next;
 		snprintf(text, sizeof(text), "xtrunk: next hop for %s: %s", s->remote, why);
 		len = bounce_build(&b, condition,
-				   strcmp(condition, "remote-server-timeout") == 0 ? "wait" : "cancel",
+				   strcmp(condition, "remote-server-timeout") == 0 ? "wait"
+										   : "cancel",
 				   text, buf, sizeof(buf));
 		if (len > 0) {
 			char fd[DOMAIN_MAX + 1], td[DOMAIN_MAX + 1];
@@ -392,12 +395,12 @@ static void out_fail(struct stream *s, const char *condition, const char *why)
 			if (jid_domain(q->to, fd, sizeof(fd)) >= 0 &&
 			    jid_domain(q->from, td, sizeof(td)) >= 0 &&
 			    (r = route_lookup(s->cfg->routes, td)) != NULL) {
-				log_info("event=bounce kind=%s id=%s from=%s to=%s condition=%s", q->name,
-					 q->id ? q->id : "-", fd, td, condition);
+				log_info("event=bounce kind=%s id=%s from=%s to=%s condition=%s",
+					 q->name, q->id ? q->id : "-", fd, td, condition);
 				forward(r->peer, fd, td, buf, (size_t)len, NULL);
 			} else {
-				log_warn("event=drop reason=no-route-for-bounce kind=%s to=%s", q->name,
-					 q->from);
+				log_warn("event=drop reason=no-route-for-bounce kind=%s to=%s",
+					 q->name, q->from);
 			}
 		} else {
 			log_info("event=drop reason=error-not-bounced kind=%s type=%s", q->name,
@@ -431,8 +434,8 @@ static void out_send_vreqs(struct stream *s)
 			continue;
 		v->sent = 1;
 		swritef(s, "<db:verify from='%s' to='%s' id='%s'>%s</db:verify>",
-			esc(f, sizeof(f), v->from), esc(t, sizeof(t), v->to), esc(id, sizeof(id), v->id),
-			esc(key, sizeof(key), v->key));
+			esc(f, sizeof(f), v->from), esc(t, sizeof(t), v->to),
+			esc(id, sizeof(id), v->id), esc(key, sizeof(key), v->key));
 		slog(s, "event=dialback-verify-sent from=%s to=%s", v->from, v->to);
 	}
 }
@@ -444,8 +447,8 @@ static void out_flush(struct stream *s)
 	while ((q = s->qhead) != NULL && s->state == ST_ESTABLISHED) {
 		s->qhead = q->next;
 		swrite(s, q->bytes, q->len);
-		log_info("stream=%u event=forward kind=%s from=%s to=%s peer=%s queued=1", s->serial,
-			 q->name, s->local, s->remote, s->cfg->peers[s->peer].name);
+		log_info("stream=%u event=forward kind=%s from=%s to=%s peer=%s queued=1",
+			 s->serial, q->name, s->local, s->remote, s->cfg->peers[s->peer].name);
 		free(q);
 	}
 	if (s->qhead == NULL)
@@ -476,8 +479,8 @@ static void out_on_connected(void *ctx, int status)
 	struct stream *s = ctx;
 
 	if (status < 0) {
-		out_fail(s, "remote-server-not-found", status == -ETIMEDOUT ? "connect timed out"
-									    : "connection refused");
+		out_fail(s, "remote-server-not-found",
+			 status == -ETIMEDOUT ? "connect timed out" : "connection refused");
 		return;
 	}
 	slog(s, "event=connected from=%s to=%s", s->local, s->remote);
@@ -486,8 +489,7 @@ static void out_on_connected(void *ctx, int status)
 	net_set_timer(s->conn, s->cfg->handshake_timeout * 1000);
 }
 
-static int has_child(const struct xs_stanza *st, unsigned depth, const char *name,
-		     const char *ns)
+static int has_child(const struct xs_stanza *st, unsigned depth, const char *name, const char *ns)
 {
 	size_t i;
 
@@ -546,16 +548,16 @@ static void out_on_db(struct stream *s, const struct xs_stanza *st)
 	}
 	/* db:verify answer: correlate with a request on this stream */
 	for (vp = &s->vreqs; (v = *vp) != NULL; vp = &v->next)
-		if (v->sent && strcmp(v->from, to) == 0 && strcmp(v->to, from) == 0 && st->id != NULL &&
-		    strcmp(v->id, st->id) == 0)
+		if (v->sent && strcmp(v->from, to) == 0 && strcmp(v->to, from) == 0 &&
+		    st->id != NULL && strcmp(v->id, st->id) == 0)
 			break;
 	if (v == NULL) {
 		slog(s, "event=dialback-unsolicited kind=verify from=%s to=%s", from, to);
 		return;
 	}
 	*vp = v->next;
-	in_verify_answer(v->in_serial, from, to,
-			 st->type != NULL && strcmp(st->type, "valid") == 0, NULL);
+	in_verify_answer(v->in_serial, from, to, st->type != NULL && strcmp(st->type, "valid") == 0,
+			 NULL);
 	free(v->from);
 	free(v->to);
 	free(v->id);
@@ -640,12 +642,12 @@ static void on_timeout(void *ctx);
 static void on_error(void *ctx, int status);
 
 static const struct net_callbacks out_net_cb = {
-	.on_connected = out_on_connected,
-	.on_data = on_data,
-	.on_tls = out_on_tls,
-	.on_timeout = on_timeout,
-	.on_error = on_error,
-	.on_closed = on_closed,
+    .on_connected = out_on_connected,
+    .on_data = on_data,
+    .on_tls = out_on_tls,
+    .on_timeout = on_timeout,
+    .on_error = on_error,
+    .on_closed = on_closed,
 };
 
 static const struct xs_callbacks stream_xs_cb;
@@ -696,7 +698,8 @@ static void forward(int peer, const char *from_dom, const char *to_dom, const ch
 	char *p;
 
 	if (s == NULL) {
-		log_err("event=drop reason=out-of-memory kind=%s from=%s to=%s", kind, from_dom, to_dom);
+		log_err("event=drop reason=out-of-memory kind=%s from=%s to=%s", kind, from_dom,
+			to_dom);
 		return;
 	}
 	if (s->state == ST_ESTABLISHED) {
@@ -710,8 +713,9 @@ static void forward(int peer, const char *from_dom, const char *to_dom, const ch
 		slog(s, "event=queue-full kind=%s from=%s to=%s", kind, from_dom, to_dom);
 		if (b != NULL) {
 			char buf[32768];
-			int n = bounce_build(b, "resource-constraint", "wait",
-					     "xtrunk: queue toward next hop is full", buf, sizeof(buf));
+			int n =
+			    bounce_build(b, "resource-constraint", "wait",
+					 "xtrunk: queue toward next hop is full", buf, sizeof(buf));
 			const struct route *r = route_lookup(s->cfg->routes, from_dom);
 
 			if (n > 0 && r != NULL)
@@ -752,8 +756,8 @@ static void forward(int peer, const char *from_dom, const char *to_dom, const ch
 	s->qcount++;
 	s->qbytes += len;
 	s->want_auth = 1;
-	log_debug("stream=%u event=queued kind=%s from=%s to=%s state=%s", s->serial, kind, from_dom,
-		  to_dom, state_names[s->state]);
+	log_debug("stream=%u event=queued kind=%s from=%s to=%s state=%s", s->serial, kind,
+		  from_dom, to_dom, state_names[s->state]);
 	if (s->state == ST_OPEN)
 		out_send_result(s);
 }
@@ -821,16 +825,19 @@ static void in_on_db_result(struct stream *s, const struct xs_stanza *st)
 	esc(f, sizeof(f), from);
 	esc(t, sizeof(t), to);
 	if (route_lookup(s->cfg->routes, to) == NULL) {
-		swritef(s, "<db:result from='%s' to='%s' type='error'><error type='cancel'>"
-			   "<item-not-found xmlns='" NS_STANZAS "'/></error></db:result>",
+		swritef(s,
+			"<db:result from='%s' to='%s' type='error'><error type='cancel'>"
+			"<item-not-found xmlns='" NS_STANZAS "'/></error></db:result>",
 			t, f);
 		return;
 	}
 	r = route_lookup(s->cfg->routes, from);
 	if (r == NULL) {
-		slog(s, "event=dialback-refused from=%s to=%s reason=no-route-for-sender", from, to);
-		swritef(s, "<db:result from='%s' to='%s' type='error'><error type='cancel'>"
-			   "<remote-server-not-found xmlns='" NS_STANZAS "'/></error></db:result>",
+		slog(s, "event=dialback-refused from=%s to=%s reason=no-route-for-sender", from,
+		     to);
+		swritef(s,
+			"<db:result from='%s' to='%s' type='error'><error type='cancel'>"
+			"<remote-server-not-found xmlns='" NS_STANZAS "'/></error></db:result>",
 			t, f);
 		return;
 	}
@@ -878,8 +885,9 @@ static void in_verify_answer(unsigned in_serial, const char *from, const char *t
 	esc(t, sizeof(t), to);
 	if (valid < 0) {
 		slog(s, "event=dialback-error from=%s to=%s condition=%s", from, to, condition);
-		swritef(s, "<db:result from='%s' to='%s' type='error'><error type='cancel'>"
-			   "<%s xmlns='" NS_STANZAS "'/></error></db:result>",
+		swritef(s,
+			"<db:result from='%s' to='%s' type='error'><error type='cancel'>"
+			"<%s xmlns='" NS_STANZAS "'/></error></db:result>",
 			t, f, condition);
 		return;
 	}
@@ -939,8 +947,8 @@ static void in_on_xmpp(struct stream *s, const struct xs_stanza *st)
 		stream_error(s, "host-unknown", NULL);
 		return;
 	}
-	log_debug("stream=%u event=stanza kind=%s from=%s to=%s route=%s", s->serial, st->name, from,
-		  to, r->pattern);
+	log_debug("stream=%u event=stanza kind=%s from=%s to=%s route=%s", s->serial, st->name,
+		  from, to, r->pattern);
 	net_set_timer(s->conn, s->cfg->idle_timeout * 1000);
 	forward(r->peer, from, to, st->bytes, st->len, &b);
 }
@@ -1043,10 +1051,10 @@ static void xs_on_error(void *ctx, enum xs_error err, const char *detail)
 }
 
 static const struct xs_callbacks stream_xs_cb = {
-	.on_header = xs_on_header,
-	.on_stanza = xs_on_stanza,
-	.on_close = xs_on_close,
-	.on_error = xs_on_error,
+    .on_header = xs_on_header,
+    .on_stanza = xs_on_stanza,
+    .on_close = xs_on_close,
+    .on_error = xs_on_error,
 };
 
 static void on_data(void *ctx, const char *data, size_t len)
@@ -1065,7 +1073,8 @@ static void on_data(void *ctx, const char *data, size_t len)
 		if (xs_trailing(s->xs) > 0) {
 			slog(s, "event=starttls-injection bytes=%zu", xs_trailing(s->xs));
 			if (s->dir == DIR_OUT)
-				out_fail(s, "remote-server-timeout", "data injected after <proceed/>");
+				out_fail(s, "remote-server-timeout",
+					 "data injected after <proceed/>");
 			else {
 				s->state = ST_CLOSING;
 				net_close(s->conn);
@@ -1123,12 +1132,12 @@ static void in_on_connected(void *ctx, int status)
 }
 
 static const struct net_callbacks in_net_cb = {
-	.on_connected = in_on_connected,
-	.on_data = on_data,
-	.on_tls = in_on_tls,
-	.on_timeout = on_timeout,
-	.on_error = on_error,
-	.on_closed = on_closed,
+    .on_connected = in_on_connected,
+    .on_data = on_data,
+    .on_tls = in_on_tls,
+    .on_timeout = on_timeout,
+    .on_error = on_error,
+    .on_closed = on_closed,
 };
 
 void s2s_accept(void *uv_server)

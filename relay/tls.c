@@ -25,11 +25,11 @@ struct tls_creds {
 };
 
 struct tls_session {
-	gnutls_session_t s; /* owned */
-	struct tls_creds *creds; /* borrowed */
+	gnutls_session_t s;		/* owned */
+	struct tls_creds *creds;	/* borrowed */
 	const struct tls_callbacks *cb; /* borrowed */
-	void *ctx; /* borrowed */
-	const char *in;  /* borrowed: unread part of the data being fed */
+	void *ctx;			/* borrowed */
+	const char *in;			/* borrowed: unread part of the data being fed */
 	size_t in_len;
 	int handshake_done;
 	int stopped;
@@ -60,8 +60,8 @@ static int tls_global_init(void)
 	return 0;
 }
 
-int tls_creds_server(const char *cert_file, const char *key_file, struct tls_creds **out,
-		     char *err, size_t errlen)
+int tls_creds_server(const char *cert_file, const char *key_file, struct tls_creds **out, char *err,
+		     size_t errlen)
 {
 	struct tls_creds *c;
 	int rc;
@@ -73,11 +73,13 @@ int tls_creds_server(const char *cert_file, const char *key_file, struct tls_cre
 		return -ENOMEM;
 	if (gnutls_certificate_allocate_credentials(&c->x509) < 0)
 		goto fail;
-	rc = gnutls_certificate_set_x509_key_file(c->x509, cert_file, key_file,
-						  GNUTLS_X509_FMT_PEM);
+	rc =
+	    gnutls_certificate_set_x509_key_file(c->x509, cert_file, key_file, GNUTLS_X509_FMT_PEM);
 	if (rc < 0) {
-		snprintf(err, errlen, "%s, %s: cannot load certificate and key: %s; check both are PEM and match",
-			 cert_file, key_file, gnutls_strerror(rc));
+		snprintf(
+		    err, errlen,
+		    "%s, %s: cannot load certificate and key: %s; check both are PEM and match",
+		    cert_file, key_file, gnutls_strerror(rc));
 		goto fail;
 	}
 	*out = c;
@@ -329,8 +331,7 @@ const char *tls_describe(struct tls_session *t)
 {
 	static char d[96];
 
-	snprintf(d, sizeof(d), "%s/%s",
-		 gnutls_protocol_get_name(gnutls_protocol_get_version(t->s)),
+	snprintf(d, sizeof(d), "%s/%s", gnutls_protocol_get_name(gnutls_protocol_get_version(t->s)),
 		 gnutls_cipher_get_name(gnutls_cipher_get(t->s)));
 	return d;
 }

@@ -12,8 +12,8 @@ struct tls_session;
 
 /* Server credentials: PEM certificate chain and key. Returns 0 or
  * -EINVAL with a message naming the file in err. */
-int tls_creds_server(const char *cert_file, const char *key_file, struct tls_creds **out,
-		     char *err, size_t errlen);
+int tls_creds_server(const char *cert_file, const char *key_file, struct tls_creds **out, char *err,
+		     size_t errlen);
 /* Client credentials; ca_file may be NULL (no chain check possible). */
 int tls_creds_client(const char *ca_file, struct tls_creds **out, char *err, size_t errlen);
 /* Accepts NULL. */

@@ -16,8 +16,8 @@
 /* RFC 6120 section 4.9.3 stream error conditions the framer can raise. */
 enum xs_error {
 	XS_ERR_NONE = 0,
-	XS_ERR_NOT_WELL_FORMED,     /* not-well-formed */
-	XS_ERR_RESTRICTED_XML,      /* restricted-xml: comment, PI, DTD, entity decl */
+	XS_ERR_NOT_WELL_FORMED,	    /* not-well-formed */
+	XS_ERR_RESTRICTED_XML,	    /* restricted-xml: comment, PI, DTD, entity decl */
 	XS_ERR_POLICY_VIOLATION,    /* policy-violation: size/depth/attribute limits */
 	XS_ERR_INVALID_NAMESPACE,   /* invalid-namespace: header not stream:stream in
 				       the streams ns, or default ns not jabber:server */
@@ -29,7 +29,7 @@ const char *xs_error_condition(enum xs_error err);
 
 struct xs_limits {
 	size_t max_stanza_size; /* bytes of one top-level element (0 = 262144) */
-	unsigned max_depth;     /* element nesting below the stream (0 = 64) */
+	unsigned max_depth;	/* element nesting below the stream (0 = 64) */
 };
 
 struct xs_header {
@@ -42,9 +42,9 @@ struct xs_header {
 /* One child element of a top-level element, at depth 2 or 3 below the
  * stream (e.g. <starttls/> in <stream:features>, and <required/> in it). */
 struct xs_child {
-	unsigned depth;              /* 2 = child of the stanza, 3 = grandchild */
-	const char *name, *ns;       /* local name and namespace URI */
-	const char *text;            /* character data of the element (trimmed), "" if none */
+	unsigned depth;	       /* 2 = child of the stanza, 3 = grandchild */
+	const char *name, *ns; /* local name and namespace URI */
+	const char *text;      /* character data of the element (trimmed), "" if none */
 };
 
 #define XS_MAX_CHILDREN 32
@@ -60,7 +60,7 @@ struct xs_stanza {
 	const char *bytes;
 	size_t len;
 	const char *name; /* local name: "message", "result", "features", ... */
-	const char *ns;   /* namespace URI of the element */
+	const char *ns;	  /* namespace URI of the element */
 	/* decoded attribute values of the top-level element, NULL if absent */
 	const char *to, *from, *type, *id;
 	/* the first XS_MAX_CHILDREN elements at depth 2 and 3, document order */

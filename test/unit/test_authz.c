@@ -21,19 +21,19 @@ static struct route_table *routes(void)
 static const struct {
 	const char *to, *version, *cond, *local;
 } header_cases[] = {
-	{"a.example", "1.0", NULL, "a.example"},
-	{"A.Example.", "1.0", NULL, "a.example"},          /* case and trailing dot */
-	{"b.example", "1.0", NULL, "b.example"},           /* *.b.example covers b.example */
-	{"x.y.b.example", "1.0", NULL, "x.y.b.example"},   /* and its subdomains */
-	{"a.example", "1.1", NULL, "a.example"},
-	{"c.example", "1.0", "host-unknown", NULL},        /* no route, no default */
-	{"xa.example", "1.0", "host-unknown", NULL},       /* not a suffix match */
-	{NULL, "1.0", "host-unknown", NULL},               /* no 'to' */
-	{"", "1.0", "host-unknown", NULL},
-	{"a..example", "1.0", "host-unknown", NULL},
-	{"a.example", NULL, "unsupported-version", NULL},  /* pre-1.0 stream */
-	{"a.example", "0.9", "unsupported-version", NULL},
-	{"a.example", "2.0", "unsupported-version", NULL},
+    {"a.example", "1.0", NULL, "a.example"},
+    {"A.Example.", "1.0", NULL, "a.example"},	     /* case and trailing dot */
+    {"b.example", "1.0", NULL, "b.example"},	     /* *.b.example covers b.example */
+    {"x.y.b.example", "1.0", NULL, "x.y.b.example"}, /* and its subdomains */
+    {"a.example", "1.1", NULL, "a.example"},
+    {"c.example", "1.0", "host-unknown", NULL},	 /* no route, no default */
+    {"xa.example", "1.0", "host-unknown", NULL}, /* not a suffix match */
+    {NULL, "1.0", "host-unknown", NULL},	 /* no 'to' */
+    {"", "1.0", "host-unknown", NULL},
+    {"a..example", "1.0", "host-unknown", NULL},
+    {"a.example", NULL, "unsupported-version", NULL}, /* pre-1.0 stream */
+    {"a.example", "0.9", "unsupported-version", NULL},
+    {"a.example", "2.0", "unsupported-version", NULL},
 };
 
 START_TEST(test_header)
@@ -56,18 +56,18 @@ END_TEST
 static const struct {
 	const char *from, *to, *cond, *from_dom, *to_dom;
 } stanza_cases[] = {
-	{"alice@a.example/r", "bob@b.example", NULL, "a.example", "b.example"},
-	{"a.example", "b.example", NULL, "a.example", "b.example"},
-	{"alice@A.EXAMPLE./r", "bob@B.example.", NULL, "a.example", "b.example"},
-	{"alice@a.example/r@x/y", "bob@b.example/res/with@", NULL, "a.example", "b.example"},
-	{"alice@a.example", "bob@sub.b.example", "host-unknown", NULL, NULL}, /* pair not verified */
-	{"mallory@evil.example", "bob@b.example", "invalid-from", NULL, NULL},
-	{"mallory@a.example.evil", "bob@b.example", "invalid-from", NULL, NULL},
-	{"b.example", "a.example", "invalid-from", NULL, NULL}, /* reversed pair */
-	{NULL, "bob@b.example", "improper-addressing", NULL, NULL},
-	{"alice@a.example", NULL, "improper-addressing", NULL, NULL},
-	{"alice@", "bob@b.example", "improper-addressing", NULL, NULL},
-	{"alice@a.example", "bob@b..example", "improper-addressing", NULL, NULL},
+    {"alice@a.example/r", "bob@b.example", NULL, "a.example", "b.example"},
+    {"a.example", "b.example", NULL, "a.example", "b.example"},
+    {"alice@A.EXAMPLE./r", "bob@B.example.", NULL, "a.example", "b.example"},
+    {"alice@a.example/r@x/y", "bob@b.example/res/with@", NULL, "a.example", "b.example"},
+    {"alice@a.example", "bob@sub.b.example", "host-unknown", NULL, NULL}, /* pair not verified */
+    {"mallory@evil.example", "bob@b.example", "invalid-from", NULL, NULL},
+    {"mallory@a.example.evil", "bob@b.example", "invalid-from", NULL, NULL},
+    {"b.example", "a.example", "invalid-from", NULL, NULL}, /* reversed pair */
+    {NULL, "bob@b.example", "improper-addressing", NULL, NULL},
+    {"alice@a.example", NULL, "improper-addressing", NULL, NULL},
+    {"alice@", "bob@b.example", "improper-addressing", NULL, NULL},
+    {"alice@a.example", "bob@b..example", "improper-addressing", NULL, NULL},
 };
 
 START_TEST(test_stanza)
