@@ -50,14 +50,17 @@ unit: $(TEST_BINS)
 	@sh test/run-unit.sh $(TEST_BINS)
 
 # make check: unit tests (normal and ASan/UBSan builds), config and man
-# checks, then the integration test with real Prosody leaves.
+# checks, then the integration tests with real Prosody leaves: once with the
+# sanitizer build of the relay, once under valgrind.
+ASAN = BUILD=build-asan CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer" \
+       LDFLAGS="-fsanitize=address,undefined"
 check: test-deps
 	$(MAKE) all unit
-	$(MAKE) BUILD=build-asan CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer" \
-	    LDFLAGS="-fsanitize=address,undefined" all unit
+	$(MAKE) $(ASAN) all unit
 	sh test/check-examples.sh $(BUILD)/xtrunkd
-	sh test/check-man.sh
-	sh test/integration/run.sh $(BUILD)/xtrunkd
+	sh test/check-man.sh $(BUILD)/xtrunkd
+	UBSAN_OPTIONS=halt_on_error=1 sh test/integration/run.sh build-asan/xtrunkd
+	sh test/integration/valgrind.sh $(BUILD)/xtrunkd
 
 demo: deps all
 	sh test/lab/demo.sh $(BUILD)/xtrunkd

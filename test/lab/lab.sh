@@ -370,7 +370,10 @@ lab_start_relay() {
 	[ "$LAB_MODE" = relay ] || { lab_die "no relay in $LAB_MODE mode"; return 1; }
 	[ -n "${1:-}" ] && [ -f "$1" ] && [ -x "$1" ] || { lab_die "relay binary '${1:-}' missing or not executable"; return 1; }
 	_t0=$(lab_now_ms)
-	"$1" -d -v -f "$LAB_DIR/relay.conf" >"$LAB_DIR/relay.log" 2>&1 &
+	# XTRUNKD_WRAPPER (e.g. "valgrind --error-exitcode=99 ...") runs the
+	# relay under a checker; the PID tracked is still the relay's process.
+	# shellcheck disable=SC2086
+	${XTRUNKD_WRAPPER:-} "$1" -d -v -f "$LAB_DIR/relay.conf" >"$LAB_DIR/relay.log" 2>&1 &
 	lab_track relay $!
 	if ! lab_wait_port "$LAB_RELAY_ADDR" 5269 10 "$(lab_pid_of relay)"; then
 		lab_die "relay did not listen on $LAB_RELAY_ADDR:5269"
