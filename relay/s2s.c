@@ -437,6 +437,10 @@ static void out_send_vreqs(struct stream *s)
 			esc(f, sizeof(f), v->from), esc(t, sizeof(t), v->to),
 			esc(id, sizeof(id), v->id), esc(key, sizeof(key), v->key));
 		slog(s, "event=dialback-verify-sent from=%s to=%s", v->from, v->to);
+		/* an authoritative server that never answers must not hold the
+		 * inbound stream's dialback forever */
+		if (s->state == ST_OPEN)
+			net_set_timer(s->conn, s->cfg->handshake_timeout * 1000);
 	}
 }
 
@@ -469,6 +473,7 @@ static void out_send_result(struct stream *s)
 	}
 	s->result_sent = 1;
 	s->state = ST_DBWAIT;
+	net_set_timer(s->conn, s->cfg->handshake_timeout * 1000);
 	swritef(s, "<db:result from='%s' to='%s'>%s</db:result>", esc(f, sizeof(f), s->local),
 		esc(t, sizeof(t), s->remote), key);
 	slog(s, "event=dialback-result-sent from=%s to=%s", s->local, s->remote);
@@ -513,7 +518,11 @@ static void out_on_features(struct stream *s, const struct xs_stanza *st)
 		out_fail(s, "remote-server-timeout", "next hop does not offer STARTTLS");
 		return;
 	}
+	/* Negotiated. A stream that only carries db:verify requests stays
+	 * here, so from now on it is timed as idle; db:result restarts the
+	 * handshake timer. */
 	s->state = ST_OPEN;
+	net_set_timer(s->conn, s->cfg->idle_timeout * 1000);
 	out_send_vreqs(s);
 	if (s->want_auth)
 		out_send_result(s);
@@ -556,6 +565,8 @@ static void out_on_db(struct stream *s, const struct xs_stanza *st)
 		return;
 	}
 	*vp = v->next;
+	if (s->vreqs == NULL && s->state == ST_OPEN)
+		net_set_timer(s->conn, s->cfg->idle_timeout * 1000);
 	in_verify_answer(v->in_serial, from, to, st->type != NULL && strcmp(st->type, "valid") == 0,
 			 NULL);
 	free(v->from);
@@ -817,6 +828,12 @@ static void in_on_db_result(struct stream *s, const struct xs_stanza *st)
 
 	if (in_tls_missing(s))
 		return;
+	if (st->type != NULL) {
+		/* an answer nobody asked for (we never send db:result on an
+		 * inbound stream): it authenticates nothing; drop it */
+		slog(s, "event=dialback-unsolicited kind=result type=%.16s", st->type);
+		return;
+	}
 	if (norm(st->from, from) < 0 || norm(st->to, to) < 0 ||
 	    element_text(st->bytes, st->len, key, sizeof(key)) <= 0) {
 		stream_error(s, "improper-addressing", "db:result needs from, to and a key");
@@ -1101,7 +1118,10 @@ static void on_timeout(void *ctx)
 	struct stream *s = ctx;
 
 	if (s->dir == DIR_OUT && s->state != ST_ESTABLISHED) {
-		out_fail(s, "remote-server-timeout", "stream negotiation timed out");
+		out_fail(s, "remote-server-timeout",
+			 s->state != ST_OPEN ? "stream negotiation timed out"
+			 : s->vreqs != NULL  ? "dialback verification timed out"
+					     : "idle");
 		return;
 	}
 	slog(s, "event=idle-timeout state=%s", state_names[s->state]);
