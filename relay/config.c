@@ -15,6 +15,7 @@
 #include "config.h"
 
 #include "domain.h"
+#include "identity.h"
 #include "log.h"
 #include "route.h"
 
@@ -48,6 +49,11 @@ const struct config_key config_keys[] = {
     {"tls.certificate", "string", "required", "yes"},
     {"tls.key", "string", "required", "yes"},
     {"tls.inbound", "string", "\"required\"", "yes"},
+    {"tls.store", "string", "none", "yes"},
+    {"tls.ca_certificate", "string", "none", "yes"},
+    {"tls.ca_key", "string", "none", "yes"},
+    {"tls.issue_lifetime", "int", "86400", "yes"},
+    {"tls.trust", "string", "none", "yes"},
     {"limits", "group", "{}", "yes"},
     {"limits.connect_timeout", "int", "10", "yes"},
     {"limits.handshake_timeout", "int", "30", "yes"},
@@ -62,6 +68,9 @@ const struct config_key config_keys[] = {
     {"peers.[].tls", "string", "\"required\"", "yes"},
     {"peers.[].ca_file", "string", "none", "yes"},
     {"peers.[].identity", "string", "none", "yes"},
+    {"peers.[].auth", "string", "\"any\"", "yes"},
+    {"peers.[].pins", "strings", "none", "yes"},
+    {"peers.[].allow_cn", "bool", "false", "yes"},
     {"routes", "list", "()", "yes"},
     {"routes.[].domain", "string", "required", "yes"},
     {"routes.[].peer", "string", "required", "yes"},
@@ -77,6 +86,7 @@ static const struct int_range {
 } int_ranges[] = {
     {"listen.[].port", 1, 65535},
     {"peers.[].port", 1, 65535},
+    {"tls.issue_lifetime", 300, 31536000},
     {"limits.connect_timeout", 1, 3600},
     {"limits.handshake_timeout", 1, 3600},
     {"limits.idle_timeout", 1, 604800},
@@ -267,6 +277,21 @@ static int check_type(struct loader *ld, const config_setting_t *s, const struct
 	if (strcmp(k->type, "bool") == 0 && t != CONFIG_TYPE_BOOL) {
 		fail_at(ld, s, "%s must be true or false; write %s = true;", name, name);
 		return -EINVAL;
+	}
+	if (strcmp(k->type, "strings") == 0) {
+		int n = config_setting_length(s);
+
+		if (t != CONFIG_TYPE_ARRAY) {
+			fail_at(ld, s, "%s must be an array of strings; write %s = [ \"...\" ];",
+				name, name);
+			return -EINVAL;
+		}
+		for (int i = 0; i < n; i++)
+			if (config_setting_type(config_setting_get_elem(s, (unsigned)i)) !=
+			    CONFIG_TYPE_STRING) {
+				fail_at(ld, s, "%s must hold strings only; quote each entry", name);
+				return -EINVAL;
+			}
 	}
 	if (strcmp(k->type, "group") == 0 && t != CONFIG_TYPE_GROUP) {
 		fail_at(ld, s, "%s must be a group; write %s = { ... };", name, name);
@@ -571,14 +596,40 @@ static int load_tls(struct loader *ld, const config_setting_t *root)
 	static const char *const files[] = {"certificate", "key"};
 	int r;
 
+	static const char *const opt[] = {"store", "ca_certificate", "ca_key", "trust"};
+	char **const optdst[] = {&c->tls_store, &c->tls_ca_certificate, &c->tls_ca_key,
+				 &c->tls_trust};
+	int have_other = 0;
+
 	c->tls_inbound = CFG_TLS_REQUIRED;
 	if (tls && (r = parse_tls(ld, tls, "inbound", &c->tls_inbound)) < 0)
 		return r;
+	c->tls_issue_lifetime = (unsigned)get_int(tls, "issue_lifetime", 86400);
+	for (size_t i = 0; i < 4; i++) {
+		config_setting_t *s = tls ? config_setting_get_member(tls, opt[i]) : NULL;
+		char what[32];
+
+		if (!s)
+			continue;
+		snprintf(what, sizeof(what), "tls.%s", opt[i]);
+		if ((r = check_readable(ld, s, what)) < 0)
+			return r;
+		if (dup_str(config_setting_get_string(s), optdst[i]) < 0)
+			return -ENOMEM;
+	}
+	if (!c->tls_ca_certificate != !c->tls_ca_key) {
+		fail_at(ld, tls,
+			"tls.ca_certificate and tls.ca_key go together; set both (the enclave CA "
+			"made by xtrunkctl ca-create) or neither");
+		return -EINVAL;
+	}
+	/* With a store or an enclave CA, a default certificate is optional. */
+	have_other = c->tls_store != NULL || c->tls_ca_certificate != NULL;
 	for (size_t i = 0; i < 2; i++) {
 		config_setting_t *s = tls ? config_setting_get_member(tls, files[i]) : NULL;
 		char **dst = i == 0 ? &c->tls_certificate : &c->tls_key;
 
-		if (c->tls_inbound == CFG_TLS_NONE) {
+		if (c->tls_inbound == CFG_TLS_NONE || (have_other && !s)) {
 			/* Not presented to anyone, so neither required nor checked. */
 			if (dup_str(s ? config_setting_get_string(s) : NULL, dst) < 0)
 				return -ENOMEM;
@@ -689,6 +740,43 @@ static int load_peer(struct loader *ld, const config_setting_t *e, struct cfg_pe
 			return r;
 		if (dup_str(config_setting_get_string(s), &p->ca_file) < 0)
 			return -ENOMEM;
+	}
+	if ((s = config_setting_get_member(e, "auth"))) {
+		const char *v = config_setting_get_string(s);
+
+		if (strcmp(v, "any") == 0)
+			p->auth = CFG_AUTH_ANY;
+		else if (strcmp(v, "certificate") == 0)
+			p->auth = CFG_AUTH_CERTIFICATE;
+		else {
+			fail_at(ld, s,
+				"auth = \"%s\" is not known; use \"any\" (certificate or "
+				"dialback) or \"certificate\"",
+				v);
+			return -EINVAL;
+		}
+	}
+	if ((s = config_setting_get_member(e, "allow_cn")))
+		p->allow_cn = config_setting_get_bool(s);
+	if ((s = config_setting_get_member(e, "pins")) && config_setting_length(s) > 0) {
+		int n = config_setting_length(s);
+
+		p->pins = calloc((size_t)n, sizeof(*p->pins));
+		if (p->pins == NULL)
+			return -ENOMEM;
+		for (int i = 0; i < n; i++) {
+			const char *v = config_setting_get_string_elem(s, i);
+
+			if (ident_pin_parse(v, p->pins[i]) < 0) {
+				fail_at(ld, s,
+					"pin \"%s\" is not a SHA-256 public-key pin; write "
+					"\"sha256//BASE64\" or 64 hex digits, as printed by "
+					"xtrunkctl fingerprint",
+					v);
+				return -EINVAL;
+			}
+			p->npins++;
+		}
 	}
 	if ((s = config_setting_get_member(e, "identity"))) {
 		const char *v = config_setting_get_string(s);
@@ -807,11 +895,16 @@ static void config_free(struct config *c)
 	}
 	free(c->tls_certificate);
 	free(c->tls_key);
+	free(c->tls_store);
+	free(c->tls_ca_certificate);
+	free(c->tls_ca_key);
+	free(c->tls_trust);
 	for (size_t i = 0; i < c->npeers; i++) {
 		free(c->peers[i].name);
 		free(c->peers[i].host);
 		free(c->peers[i].ca_file);
 		free(c->peers[i].identity);
+		free(c->peers[i].pins);
 	}
 	free(c->peers);
 	route_table_free(c->routes);

@@ -13,6 +13,14 @@ enum cfg_tls {
 	CFG_TLS_NONE	      /* never (lab use only) */
 };
 
+/* How the domains routed to a peer may authenticate. */
+enum cfg_auth {
+	CFG_AUTH_ANY = 0,    /* certificate (SASL EXTERNAL, XEP-0344) or dialback */
+	CFG_AUTH_CERTIFICATE /* certificate only: dialback is refused, both ways */
+};
+
+#define CFG_PIN_LEN 32 /* SHA-256 of a SubjectPublicKeyInfo */
+
 struct cfg_listen {
 	char *address; /* owned, numeric IPv4 or IPv6 */
 	int port;
@@ -26,6 +34,10 @@ struct cfg_peer {
 	char *ca_file; /* owned or NULL: verify the next hop's chain against it */
 	char
 	    *identity; /* owned or NULL: expected certificate identity (default: the stream 'to') */
+	enum cfg_auth auth;
+	unsigned char (*pins)[CFG_PIN_LEN]; /* owned array or NULL */
+	size_t npins;
+	int allow_cn; /* accept the legacy CN-ID */
 	int line;
 };
 
@@ -33,11 +45,16 @@ struct config {
 	char *path;		   /* owned */
 	struct cfg_listen *listen; /* owned array */
 	size_t nlisten;
-	char *dialback_secret;	  /* owned; from dialback_secret or dialback_secret_file */
-	char *tls_certificate;	  /* owned, PEM path: presented on inbound streams */
-	char *tls_key;		  /* owned, PEM path */
-	enum cfg_tls tls_inbound; /* required (default) or optional for inbound streams */
-	struct cfg_peer *peers;	  /* owned array */
+	char *dialback_secret;	     /* owned; from dialback_secret or dialback_secret_file */
+	char *tls_certificate;	     /* owned, PEM path: presented on inbound streams */
+	char *tls_key;		     /* owned, PEM path */
+	enum cfg_tls tls_inbound;    /* required (default) or optional for inbound streams */
+	char *tls_store;	     /* owned or NULL: directory of per-domain certificates */
+	char *tls_ca_certificate;    /* owned or NULL: enclave CA issuing on the fly */
+	char *tls_ca_key;	     /* owned or NULL */
+	unsigned tls_issue_lifetime; /* seconds, default 86400 */
+	char *tls_trust;	     /* owned or NULL: anchors for peers' certificates */
+	struct cfg_peer *peers;	     /* owned array */
 	size_t npeers;
 	struct route_table *routes; /* owned */
 	unsigned connect_timeout;   /* seconds, default 10 */

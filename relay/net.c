@@ -427,6 +427,16 @@ int net_tls_verify(struct net_conn *c, const char *name)
 	return c->tls == NULL ? -ENOKEY : tls_verify_peer(c->tls, name);
 }
 
+int net_tls_check(struct net_conn *c, const char *domain, const struct ident_policy *p, char *why,
+		  size_t whylen)
+{
+	if (c->tls == NULL) {
+		snprintf(why, whylen, "no TLS");
+		return 1; /* IDENT_NO_CERT */
+	}
+	return tls_peer_check(c->tls, domain, p, why, whylen);
+}
+
 const char *net_tls_describe(struct net_conn *c)
 {
 	return c->tls == NULL ? "none" : tls_describe(c->tls);

@@ -46,6 +46,10 @@ int net_start_tls_server(struct net_conn *c, struct tls_creds *creds);
 int net_start_tls_client(struct net_conn *c, struct tls_creds *creds, const char *sni);
 int net_tls_active(const struct net_conn *c);
 int net_tls_verify(struct net_conn *c, const char *name);
+struct ident_policy;
+/* tls_peer_check on this connection's session; IDENT_NO_CERT without TLS. */
+int net_tls_check(struct net_conn *c, const char *domain, const struct ident_policy *p, char *why,
+		  size_t whylen);
 const char *net_tls_describe(struct net_conn *c);
 /* One timer per connection; 0 cancels. */
 void net_set_timer(struct net_conn *c, unsigned ms);

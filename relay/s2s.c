@@ -46,6 +46,7 @@
 #include "config.h"
 #include "dialback.h"
 #include "domain.h"
+#include "identity.h"
 #include "log.h"
 #include "net.h"
 #include "route.h"
@@ -56,6 +57,7 @@
 #define NS_STREAMS_ERR "urn:ietf:params:xml:ns:xmpp-streams"
 #define NS_STANZAS "urn:ietf:params:xml:ns:xmpp-stanzas"
 #define NS_DB_FEATURE "urn:xmpp:features:dialback"
+#define NS_SASL "urn:ietf:params:xml:ns:xmpp-sasl"
 #define MAX_PENDING_DB 64 /* dialback requests in flight per stream */
 #define MAX_PAIRS 1024	  /* authorised pairs per inbound stream */
 
@@ -105,6 +107,9 @@ struct stream {
 	int header_sent;
 	int restart;		     /* after this feed: xs_reset (stream restart) */
 	int start_tls;		     /* after this feed: check injection, start TLS */
+	int sasl_restart;	     /* after this feed: stream restart after SASL success */
+	int sasl_done;		     /* SASL EXTERNAL succeeded on this stream */
+	int sasl_tried;		     /* outbound: auth sent (no second try) */
 	int pending_db;		     /* inbound: dialback verifications in flight */
 	char id[40];		     /* inbound: our stream id; outbound: the peer's */
 	char local[DOMAIN_MAX + 1];  /* in: header 'to'; out: our 'from' */
@@ -121,9 +126,11 @@ struct stream {
 };
 
 static struct {
-	struct config *cfg;		/* ref */
-	struct tls_creds *server_creds; /* borrowed */
-	struct tls_creds **peer_creds;	/* owned array, one per peer */
+	struct config *cfg;		      /* ref */
+	struct tls_creds *server_creds;	      /* borrowed */
+	struct tls_creds **peer_creds;	      /* owned array, one per peer */
+	gnutls_x509_trust_list_t *peer_trust; /* owned array: per peer ca_file, or NULL */
+	gnutls_x509_trust_list_t trust; /* owned or NULL: tls.trust, for peers without ca_file */
 	size_t npeer_creds;
 	struct stream *streams; /* the list; each stream is owned by its connection */
 	unsigned next_serial;
@@ -320,6 +327,54 @@ static int norm(const char *v, char *out)
 	if (v == NULL)
 		return -EINVAL;
 	return domain_normalise(v, strlen(v), out, DOMAIN_MAX + 1);
+}
+
+/* The certificate policy for a peer: its own anchors (ca_file) or the
+ * global tls.trust, its pins and CN setting. 0 if the peer's certificates
+ * can be checked at all, -ENOKEY when nothing is configured to check them. */
+static int peer_policy(int peer, struct ident_policy *p)
+{
+	const struct cfg_peer *cp = &g.cfg->peers[peer];
+
+	memset(p, 0, sizeof(*p));
+	p->trust = g.peer_trust[peer] != NULL ? g.peer_trust[peer] : g.trust;
+	p->pins = (const unsigned char(*)[IDENT_PIN_LEN])cp->pins;
+	p->npins = cp->npins;
+	p->allow_cn = cp->allow_cn;
+	return p->trust == NULL && p->npins == 0 ? -ENOKEY : 0;
+}
+
+/* Does the certificate on inbound stream s authenticate domain (the sender
+ * side)? The domain's route names the peer whose policy applies; the
+ * certificate must carry the peer's configured identity (a relay known
+ * by its own name) or else the domain itself. */
+static int in_cert_ok(struct stream *s, const char *domain, char *why, size_t whylen)
+{
+	const struct route *r = route_lookup(s->cfg->routes, domain);
+	struct ident_policy pol;
+	int res;
+
+	if (r == NULL) {
+		snprintf(why, whylen, "no route for the domain");
+		return 0;
+	}
+	if (peer_policy(r->peer, &pol) < 0) {
+		snprintf(why, whylen, "no trust anchors or pins for peer %s",
+			 s->cfg->peers[r->peer].name);
+		return 0;
+	}
+	res = net_tls_check(
+	    s->conn,
+	    s->cfg->peers[r->peer].identity != NULL ? s->cfg->peers[r->peer].identity : domain,
+	    &pol, why, whylen);
+	return res == IDENT_OK;
+}
+
+static int dialback_allowed(const struct config *cfg, const char *domain)
+{
+	const struct route *r = route_lookup(cfg->routes, domain);
+
+	return r != NULL && cfg->peers[r->peer].auth != CFG_AUTH_CERTIFICATE;
 }
 
 /* ---- lifetime ---- */
@@ -624,13 +679,21 @@ static void out_on_tls(void *ctx, int status)
 		out_fail(s, "remote-server-timeout", "TLS handshake with next hop failed");
 		return;
 	}
-	if (p->ca_file != NULL && net_tls_verify(s->conn, identity) < 0) {
-		out_fail(s, "remote-server-timeout", "next hop certificate does not verify");
+	struct ident_policy pol;
+	char why[128] = "";
+	int checked = peer_policy(s->peer, &pol) == 0;
+
+	if (checked && net_tls_check(s->conn, identity, &pol, why, sizeof(why)) != IDENT_OK) {
+		char reason[200];
+
+		slog(s, "event=certificate-refused identity=%s reason=\"%s\"", identity, why);
+		snprintf(reason, sizeof(reason), "next hop certificate refused: %s", why);
+		out_fail(s, "remote-server-timeout", reason);
 		return;
 	}
 	s->tls = 1;
 	slog(s, "event=tls-up tls=%s verified=%s", net_tls_describe(s->conn),
-	     p->ca_file != NULL ? identity : "no");
+	     checked ? identity : "no");
 	s->state = ST_HEADER;
 	send_header(s, NULL);
 }
@@ -783,6 +846,17 @@ static void in_send_features(struct stream *s)
 	if (offer_tls)
 		swritef(s, "<starttls xmlns='" NS_TLS "'>%s</starttls>",
 			s->cfg->tls_inbound == CFG_TLS_REQUIRED ? "<required/>" : "");
+	if (!offer_tls && s->tls && !s->sasl_done && s->remote[0] != '\0') {
+		char why[128];
+
+		/* XEP-0178: offer EXTERNAL only when the certificate already
+		 * authenticates the stream's 'from'; otherwise dialback only. */
+		if (in_cert_ok(s, s->remote, why, sizeof(why)))
+			swrites(s, "<mechanisms xmlns='" NS_SASL
+				   "'><mechanism>EXTERNAL</mechanism></mechanisms>");
+		else
+			slog(s, "event=sasl-not-offered from=%s reason=\"%s\"", s->remote, why);
+	}
 	if (!offer_tls || s->cfg->tls_inbound != CFG_TLS_REQUIRED)
 		swrites(s, "<dialback xmlns='" NS_DB_FEATURE "'><errors/></dialback>");
 	swrites(s, "</stream:features>");
@@ -857,6 +931,33 @@ static void in_on_db_result(struct stream *s, const struct xs_stanza *st)
 			"<remote-server-not-found xmlns='" NS_STANZAS "'/></error></db:result>",
 			t, f);
 		return;
+	}
+	{
+		char why[128];
+
+		/* XEP-0344: the certificate of this session already vouches for
+		 * the sender; checked now, when the result arrives. */
+		if (s->tls && in_cert_ok(s, from, why, sizeof(why))) {
+			if (authz_add(s->authz, from, to) < 0) {
+				stream_error(s, "resource-constraint", "too many domain pairs");
+				return;
+			}
+			slog(s, "event=dialback-valid from=%s to=%s auth=certificate", from, to);
+			swritef(s, "<db:result from='%s' to='%s' type='valid'/>", t, f);
+			net_set_timer(s->conn, s->cfg->idle_timeout * 1000);
+			return;
+		}
+		if (!dialback_allowed(s->cfg, from)) {
+			slog(s,
+			     "event=dialback-refused from=%s to=%s reason=\"peer requires a "
+			     "certificate: %s\"",
+			     from, to, why);
+			swritef(s,
+				"<db:result from='%s' to='%s' type='error'><error type='auth'>"
+				"<not-authorized xmlns='" NS_STANZAS "'/></error></db:result>",
+				t, f);
+			return;
+		}
 	}
 	if (s->pending_db >= MAX_PENDING_DB) {
 		stream_error(s, "resource-constraint", "too many dialback requests in flight");
@@ -970,8 +1071,85 @@ static void in_on_xmpp(struct stream *s, const struct xs_stanza *st)
 	forward(r->peer, from, to, st->bytes, st->len, &b);
 }
 
+static void in_sasl_failure(struct stream *s, const char *condition, const char *why)
+{
+	slog(s, "event=sasl-failed from=%s condition=%s reason=\"%s\"",
+	     s->remote[0] ? s->remote : "-", condition, why);
+	/* the stream stays open: the peer may still use dialback (XEP-0178) */
+	swritef(s, "<failure xmlns='" NS_SASL "'><%s/></failure>", condition);
+}
+
+static void in_on_sasl_auth(struct stream *s, const struct xs_stanza *st)
+{
+	char b64[1024], authzid[DOMAIN_MAX + 1], why[128];
+	gnutls_datum_t in, out = {NULL, 0};
+	const char *mech = NULL;
+	int n;
+
+	/* the mechanism attribute is not among the decoded ones: read it */ if (memmem(
+										     st->bytes,
+										     st->len,
+										     "'EXTERNAL'",
+										     10) != NULL ||
+										 memmem(
+										     st->bytes,
+										     st->len,
+										     "\"EXTERNAL\"",
+										     10) != NULL)
+		mech = "EXTERNAL";
+	if (!s->tls || s->sasl_done || s->remote[0] == '\0') {
+		in_sasl_failure(s, "not-authorized", "SASL needs TLS and a stream 'from'");
+		return;
+	}
+	if (mech == NULL) {
+		in_sasl_failure(s, "invalid-mechanism", "only EXTERNAL is offered");
+		return;
+	}
+	n = element_text(st->bytes, st->len, b64, sizeof(b64));
+	if (n < 0) {
+		in_sasl_failure(s, "malformed-request", "bad initial response");
+		return;
+	}
+	authzid[0] = '\0';
+	if (n > 0 && strcmp(b64, "=") != 0) {
+		in.data = (unsigned char *)b64;
+		in.size = (unsigned)n;
+		if (gnutls_base64_decode2(&in, &out) < 0 || out.size == 0 ||
+		    memchr(out.data, 0, out.size) != NULL ||
+		    domain_normalise((const char *)out.data, out.size, authzid, sizeof(authzid)) <
+			0) {
+			gnutls_free(out.data);
+			in_sasl_failure(s, "invalid-authzid", "authzid is not a domain");
+			return;
+		}
+		gnutls_free(out.data);
+		if (strcmp(authzid, s->remote) != 0) {
+			in_sasl_failure(s, "invalid-authzid", "authzid is not the stream 'from'");
+			return;
+		}
+	}
+	if (!in_cert_ok(s, s->remote, why, sizeof(why))) {
+		in_sasl_failure(s, "not-authorized", why);
+		return;
+	}
+	if (authz_add(s->authz, s->remote, s->local) < 0) {
+		stream_error(s, "resource-constraint", "too many domain pairs");
+		return;
+	}
+	slog(s, "event=sasl-success from=%s to=%s auth=certificate", s->remote, s->local);
+	swrites(s, "<success xmlns='" NS_SASL "'/>");
+	s->sasl_done = 1;
+	s->sasl_restart = 1;
+	xs_stop(s->xs);
+	net_set_timer(s->conn, s->cfg->idle_timeout * 1000);
+}
+
 static void in_on_stanza(struct stream *s, const struct xs_stanza *st)
 {
+	if (strcmp(st->ns, NS_SASL) == 0 && strcmp(st->name, "auth") == 0) {
+		in_on_sasl_auth(s, st);
+		return;
+	}
 	if (strcmp(st->ns, NS_TLS) == 0 && strcmp(st->name, "starttls") == 0) {
 		if (s->tls || g.server_creds == NULL || s->cfg->tls_inbound == CFG_TLS_NONE) {
 			swrites(s, "<failure xmlns='" NS_TLS "'/></stream:stream>");
@@ -1084,6 +1262,26 @@ static void on_data(void *ctx, const char *data, size_t len)
 	rc = xs_feed(s->xs, data, len);
 	if (rc < 0 || s->state == ST_CLOSING)
 		return;
+	if (s->sasl_restart) {
+		s->sasl_restart = 0;
+		/* the peer must wait for <success/> before its new header */
+		if (xs_trailing(s->xs) > 0) {
+			slog(s, "event=sasl-injection bytes=%zu", xs_trailing(s->xs));
+			if (s->dir == DIR_OUT)
+				out_fail(s, "remote-server-timeout",
+					 "data injected after <success/>");
+			else
+				stream_close(s);
+			return;
+		}
+		xs_reset(s->xs);
+		s->state = ST_HEADER;
+		if (s->dir == DIR_IN)
+			s->header_sent = 0;
+		else
+			send_header(s, NULL);
+		return;
+	}
 	if (s->start_tls) {
 		s->start_tls = 0;
 		/* bytes after <starttls/> or <proceed/> in the same read: injection */
@@ -1186,6 +1384,24 @@ void s2s_accept(void *uv_server)
 	net_set_timer(s->conn, s->cfg->handshake_timeout * 1000);
 }
 
+/* Anchors from a PEM file into a new trust list. */
+static int load_trust(const char *file, gnutls_x509_trust_list_t *out, char *err, unsigned errlen)
+{
+	int n;
+
+	if (gnutls_x509_trust_list_init(out, 0) < 0)
+		return -ENOMEM;
+	n = gnutls_x509_trust_list_add_trust_file(*out, file, NULL, GNUTLS_X509_FMT_PEM, 0, 0);
+	if (n <= 0) {
+		snprintf(err, errlen, "%s: no CA certificate loaded (%s); give a PEM file", file,
+			 n < 0 ? gnutls_strerror(n) : "the file holds none");
+		gnutls_x509_trust_list_deinit(*out, 1);
+		*out = NULL;
+		return -EINVAL;
+	}
+	return 0;
+}
+
 int s2s_init(struct config *cfg, struct tls_creds *server_creds, char *err, unsigned errlen)
 {
 	size_t i;
@@ -1196,10 +1412,19 @@ int s2s_init(struct config *cfg, struct tls_creds *server_creds, char *err, unsi
 	g.peer_creds = calloc(cfg->npeers ? cfg->npeers : 1, sizeof(*g.peer_creds));
 	if (g.peer_creds == NULL)
 		return -ENOMEM;
+	g.peer_trust = calloc(cfg->npeers ? cfg->npeers : 1, sizeof(*g.peer_trust));
+	if (g.peer_trust == NULL)
+		return -ENOMEM;
 	g.npeer_creds = cfg->npeers;
-	for (i = 0; i < cfg->npeers; i++)
+	for (i = 0; i < cfg->npeers; i++) {
 		if (tls_creds_client(cfg->peers[i].ca_file, &g.peer_creds[i], err, errlen) < 0)
 			return -EINVAL;
+		if (cfg->peers[i].ca_file != NULL &&
+		    load_trust(cfg->peers[i].ca_file, &g.peer_trust[i], err, errlen) < 0)
+			return -EINVAL;
+	}
+	if (cfg->tls_trust != NULL && load_trust(cfg->tls_trust, &g.trust, err, errlen) < 0)
+		return -EINVAL;
 	return 0;
 }
 
@@ -1217,11 +1442,18 @@ void s2s_shutdown(void)
 void s2s_free(void)
 {
 	size_t i;
-
-	for (i = 0; i < g.npeer_creds; i++)
+	for (i = 0; i < g.npeer_creds; i++) {
 		tls_creds_free(g.peer_creds[i]);
+		if (g.peer_trust != NULL && g.peer_trust[i] != NULL)
+			gnutls_x509_trust_list_deinit(g.peer_trust[i], 1);
+	}
 	free(g.peer_creds);
+	free(g.peer_trust);
 	g.peer_creds = NULL;
+	g.peer_trust = NULL;
+	if (g.trust != NULL)
+		gnutls_x509_trust_list_deinit(g.trust, 1);
+	g.trust = NULL;
 	config_unref(g.cfg);
 	g.cfg = NULL;
 }

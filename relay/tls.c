@@ -15,6 +15,7 @@
 #include <gnutls/gnutls.h>
 #include <gnutls/x509.h>
 
+#include "identity.h"
 #include "log.h"
 
 #define TLS_PRIORITY "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2:%SAFE_RENEGOTIATION"
@@ -325,6 +326,46 @@ int tls_verify_peer(struct tls_session *t, const char *name)
 	if (rc < 0 || status != 0)
 		return -EBADMSG;
 	return 0;
+}
+
+int tls_peer_has_cert(struct tls_session *t)
+{
+	unsigned n = 0;
+
+	return gnutls_certificate_get_peers(t->s, &n) != NULL && n > 0;
+}
+
+#define TLS_MAX_CHAIN 16
+
+int tls_peer_check(struct tls_session *t, const char *domain, const struct ident_policy *p,
+		   char *why, size_t whylen)
+{
+	const gnutls_datum_t *der;
+	gnutls_x509_crt_t chain[TLS_MAX_CHAIN];
+	unsigned n = 0, i, got = 0;
+	int r = IDENT_BAD_CERT;
+
+	der = gnutls_certificate_get_peers(t->s, &n);
+	if (der == NULL || n == 0) {
+		snprintf(why, whylen, "no certificate presented");
+		return IDENT_NO_CERT;
+	}
+	if (n > TLS_MAX_CHAIN)
+		n = TLS_MAX_CHAIN;
+	for (i = 0; i < n; i++) {
+		if (gnutls_x509_crt_init(&chain[i]) < 0)
+			goto out;
+		got++;
+		if (gnutls_x509_crt_import(chain[i], &der[i], GNUTLS_X509_FMT_DER) < 0) {
+			snprintf(why, whylen, "certificate %u does not parse", i);
+			goto out;
+		}
+	}
+	r = (int)ident_verify(chain, n, domain, p, why, whylen);
+out:
+	for (i = 0; i < got; i++)
+		gnutls_x509_crt_deinit(chain[i]);
+	return r;
 }
 
 const char *tls_describe(struct tls_session *t)

@@ -52,6 +52,15 @@ void tls_stop(struct tls_session *t);
  * and the name. Returns 0, -ENOKEY (no certificate), -EBADMSG (untrusted
  * or wrong name). With no CA configured, returns -ENOKEY. */
 int tls_verify_peer(struct tls_session *t, const char *name);
+struct ident_policy;
+/* Check the peer's certificate chain for an XMPP domain with
+ * certs/identity (RFC 6125, pins). Returns an enum ident_result (0 = ok);
+ * why gets a reason for the log. */
+int tls_peer_check(struct tls_session *t, const char *domain, const struct ident_policy *p,
+		   char *why, size_t whylen);
+/* 1 if the peer presented a certificate. */
+int tls_peer_has_cert(struct tls_session *t);
+
 /* "TLS1.3/AES-256-GCM" style description, static storage. */
 const char *tls_describe(struct tls_session *t);
 

@@ -266,7 +266,7 @@ START_TEST(test_key_table)
 		ck_assert_ptr_nonnull(k->dflt);
 		ck_assert(strcmp(k->type, "string") == 0 || strcmp(k->type, "int") == 0 ||
 			  strcmp(k->type, "bool") == 0 || strcmp(k->type, "list") == 0 ||
-			  strcmp(k->type, "group") == 0);
+			  strcmp(k->type, "group") == 0 || strcmp(k->type, "strings") == 0);
 		/* This version reloads everything but the listening sockets. */
 		ck_assert_str_eq(k->reload, strncmp(k->path, "listen", 6) == 0 ? "no" : "yes");
 		for (const struct config_key *o = k + 1; o->path; o++)
@@ -286,7 +286,7 @@ START_TEST(test_key_table)
 			ck_assert_msg(found, "%s has no parent row", k->path);
 		}
 	}
-	ck_assert_uint_eq(n, 26);
+	ck_assert_uint_eq(n, 34);
 }
 END_TEST
 
@@ -331,6 +331,18 @@ struct err_case {
 };
 
 static const struct err_case err_cases[] = {
+    {"bad pin",
+     HEAD "peers = ( { name = \"a\"; host = \"h\";\n pins = [ \"sha256//nope\" ]; } );\n",
+     {"relay.conf:5: ", "pin \"sha256//nope\"", "xtrunkctl fingerprint"}},
+    {"pins not strings",
+     HEAD "peers = ( { name = \"a\"; host = \"h\";\n pins = [ 1, 2 ]; } );\n",
+     {"relay.conf:5: ", "pins must hold strings"}},
+    {"bad auth",
+     HEAD "peers = ( { name = \"a\"; host = \"h\";\n auth = \"password\"; } );\n",
+     {"relay.conf:5: ", "auth = \"password\"", "\"certificate\""}},
+    {"allow_cn not bool",
+     HEAD "peers = ( { name = \"a\"; host = \"h\";\n allow_cn = \"yes\"; } );\n",
+     {"relay.conf:5: ", "allow_cn must be true or false"}},
     {"syntax",
      HEAD "peers = ( { name = \"a\"; host = = \"h\"; } );\n",
      {"relay.conf:4: ", "syntax error", "fix the syntax"}},
