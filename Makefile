@@ -24,13 +24,18 @@ LIB_OBJS  = $(LIB_SRCS:%.c=$(BUILD)/%.o)
 TEST_SRCS = $(wildcard test/unit/test_*.c)
 TEST_BINS = $(TEST_SRCS:test/unit/%.c=$(BUILD)/test/%)
 
-all: $(BUILD)/xtrunkd
+CTL_OBJS  = $(BUILD)/tools/xtrunkctl.o $(BUILD)/certs/ca.o $(BUILD)/relay/domain.o
+
+all: $(BUILD)/xtrunkd $(BUILD)/xtrunkctl
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(XCFLAGS) $(CFLAGS) -MMD -MP -c -o $@ $<
 
 $(BUILD)/xtrunkd: $(BUILD)/relay/main.o $(LIB_OBJS)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/xtrunkctl: $(CTL_OBJS)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/test/%: test/unit/%.c $(LIB_OBJS)
@@ -70,12 +75,14 @@ install: all
 	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/share/man/man5 \
 	    $(DESTDIR)$(PREFIX)/share/man/man8 $(DESTDIR)$(PREFIX)/share/doc/xtrunk/examples
 	install -m 0755 $(BUILD)/xtrunkd $(DESTDIR)$(PREFIX)/sbin/xtrunkd
+	install -m 0755 $(BUILD)/xtrunkctl $(DESTDIR)$(PREFIX)/sbin/xtrunkctl
 	install -m 0644 man/xtrunkd.8 $(DESTDIR)$(PREFIX)/share/man/man8/xtrunkd.8
+	install -m 0644 man/xtrunkctl.8 $(DESTDIR)$(PREFIX)/share/man/man8/xtrunkctl.8
 	install -m 0644 man/xtrunkd.conf.5 $(DESTDIR)$(PREFIX)/share/man/man5/xtrunkd.conf.5
 	install -m 0644 examples/*.conf $(DESTDIR)$(PREFIX)/share/doc/xtrunk/examples/
 
 format:
-	clang-format -i relay/*.[ch] certs/*.[ch] policy/*.[ch] test/unit/*.c 2>/dev/null || true
+	clang-format -i relay/*.[ch] certs/*.[ch] tools/*.c test/unit/*.c 2>/dev/null || true
 
 clean:
 	rm -rf build build-asan
