@@ -9,10 +9,13 @@
 
 #include <uv.h>
 
+#include "ca.h"
 #include "config.h"
 #include "log.h"
 #include "net.h"
+#include "route.h"
 #include "s2s.h"
+#include "store.h"
 #include "tls.h"
 
 #define DEFAULT_CONFIG "/etc/xtrunk/xtrunkd.conf"
@@ -26,6 +29,36 @@ static struct listener *listeners; /* owned array */
 static size_t nlisteners;
 static uv_signal_t sig_term, sig_int, sig_hup;
 static int stopping;
+
+static int is_routed(void *ctx, const char *domain)
+{
+	const struct config *cfg = ctx;
+
+	return route_lookup(cfg->routes, domain) != NULL;
+}
+
+/* The certificate store and enclave CA, when configured. */
+static int load_store(struct config *cfg, struct store **out, char *err, size_t errlen)
+{
+	struct store_params p = {0};
+	struct ca *ca = NULL;
+	int rc;
+
+	*out = NULL;
+	if (cfg->tls_store == NULL && cfg->tls_ca_certificate == NULL)
+		return 0;
+	if (cfg->tls_ca_certificate != NULL &&
+	    ca_load(cfg->tls_ca_certificate, cfg->tls_ca_key, &ca, err, errlen) < 0)
+		return -EINVAL;
+	p.dir = cfg->tls_store;
+	p.ca = ca;
+	p.routed = is_routed;
+	p.routed_ctx = cfg;
+	p.lifetime = cfg->tls_issue_lifetime;
+	rc = store_load(&p, out, err, errlen);
+	ca_unref(ca); /* the store holds its own reference */
+	return rc;
+}
 
 static void usage(void)
 {
@@ -114,6 +147,7 @@ int main(int argc, char **argv)
 	int foreground = 0, test = 0, keys = 0, debug = 0, opt, rc;
 	struct config *cfg = NULL;
 	struct tls_creds *server_creds = NULL;
+	struct store *store = NULL;
 	char err[1024] = "";
 	uv_loop_t loop;
 
@@ -151,21 +185,28 @@ int main(int argc, char **argv)
 		fprintf(stderr, "xtrunkd: %s\n", err);
 		return 1;
 	}
-	if (cfg->tls_inbound != CFG_TLS_NONE &&
-	    tls_creds_server(cfg->tls_certificate, cfg->tls_key, &server_creds, err, sizeof(err)) <
-		0) {
+	if (load_store(cfg, &store, err, sizeof(err)) < 0) {
 		fprintf(stderr, "xtrunkd: %s: tls: %s\n", path, err);
 		config_unref(cfg);
 		return 1;
 	}
+	if (cfg->tls_inbound != CFG_TLS_NONE &&
+	    tls_creds_server(cfg->tls_certificate, cfg->tls_key, store, &server_creds, err,
+			     sizeof(err)) < 0) {
+		fprintf(stderr, "xtrunkd: %s: tls: %s\n", path, err);
+		store_unref(store);
+		config_unref(cfg);
+		return 1;
+	}
 	if (test) {
-		rc = s2s_init(cfg, server_creds, err, sizeof(err));
+		rc = s2s_init(cfg, server_creds, store, err, sizeof(err));
 		if (rc < 0)
 			fprintf(stderr, "xtrunkd: %s: peers: %s\n", path, err);
 		else
 			printf("%s: configuration OK\n", path);
 		s2s_free();
 		tls_creds_free(server_creds);
+		store_unref(store);
 		config_unref(cfg);
 		return rc < 0 ? 1 : 0;
 	}
@@ -176,7 +217,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	net_set_loop(&loop);
-	if (s2s_init(cfg, server_creds, err, sizeof(err)) < 0) {
+	if (s2s_init(cfg, server_creds, store, err, sizeof(err)) < 0) {
 		fprintf(stderr, "xtrunkd: %s: peers: %s\n", path, err);
 		return 1;
 	}
@@ -200,6 +241,7 @@ int main(int argc, char **argv)
 	free(listeners);
 	s2s_free();
 	tls_creds_free(server_creds);
+	store_unref(store);
 	config_unref(cfg);
 	return 0;
 }

@@ -405,14 +405,20 @@ static int net_start_tls(struct net_conn *c, struct tls_session *t)
 	return 0;
 }
 
-int net_start_tls_server(struct net_conn *c, struct tls_creds *creds)
+int net_start_tls_server(struct net_conn *c, struct tls_creds *creds, const char *name)
 {
-	return net_start_tls(c, tls_server_new(creds, &net_tls_cb, c));
+	return net_start_tls(c, tls_server_new(creds, name, &net_tls_cb, c));
 }
 
-int net_start_tls_client(struct net_conn *c, struct tls_creds *creds, const char *sni)
+const char *net_tls_presented(struct net_conn *c)
 {
-	int rc = net_start_tls(c, tls_client_new(creds, sni, &net_tls_cb, c));
+	return c->tls == NULL ? NULL : tls_presented(c->tls);
+}
+
+int net_start_tls_client(struct net_conn *c, struct tls_creds *creds, const char *sni,
+			 const char *name)
+{
+	int rc = net_start_tls(c, tls_client_new(creds, sni, name, &net_tls_cb, c));
 
 	return rc < 0 ? rc : tls_start(c->tls);
 }

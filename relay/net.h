@@ -42,8 +42,13 @@ struct net_conn *net_connect(const char *host, int port, unsigned timeout_ms,
 /* Queue bytes (copied) for sending, through TLS when active. 0 or -errno. */
 int net_write(struct net_conn *c, const char *data, size_t len);
 /* Switch to TLS for everything read and written from now on. */
-int net_start_tls_server(struct net_conn *c, struct tls_creds *creds);
-int net_start_tls_client(struct net_conn *c, struct tls_creds *creds, const char *sni);
+/* name: the stream 'to' (server) or 'from' (client), which picks the
+ * certificate this side presents. */
+int net_start_tls_server(struct net_conn *c, struct tls_creds *creds, const char *name);
+int net_start_tls_client(struct net_conn *c, struct tls_creds *creds, const char *sni,
+			 const char *name);
+/* Which certificate this side presented, or NULL. */
+const char *net_tls_presented(struct net_conn *c);
 int net_tls_active(const struct net_conn *c);
 int net_tls_verify(struct net_conn *c, const char *name);
 struct ident_policy;

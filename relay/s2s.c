@@ -71,12 +71,14 @@ enum s2s_state {
 	ST_TLS,
 	ST_OPEN,
 	ST_DBWAIT,
+	ST_SASL,
 	ST_ESTABLISHED,
 	ST_CLOSING
 };
 
-static const char *const state_names[] = {"connect", "header", "features",    "proceed", "tls",
-					  "open",    "dbwait", "established", "closing"};
+static const char *const state_names[] = {"connect",	 "header", "features", "proceed",
+					  "tls",	 "open",   "dbwait",   "sasl",
+					  "established", "closing"};
 
 /* A stanza waiting for its outbound stream; one allocation. */
 struct qitem {
@@ -560,10 +562,56 @@ static int has_child(const struct xs_stanza *st, unsigned depth, const char *nam
 	return 0;
 }
 
+static int has_child_text(const struct xs_stanza *st, unsigned depth, const char *name,
+			  const char *ns, const char *text)
+{
+	size_t i;
+
+	for (i = 0; i < st->nchildren; i++)
+		if (st->children[i].depth == depth && strcmp(st->children[i].name, name) == 0 &&
+		    strcmp(st->children[i].ns, ns) == 0 && strcmp(st->children[i].text, text) == 0)
+			return 1;
+	return 0;
+}
+
+static void out_established(struct stream *s, const char *auth)
+{
+	s->state = ST_ESTABLISHED;
+	slog(s, "event=established from=%s to=%s tls=%s auth=%s", s->local, s->remote,
+	     net_tls_describe(s->conn), auth);
+	net_set_timer(s->conn, s->cfg->idle_timeout * 1000);
+	out_send_vreqs(s);
+	out_flush(s);
+}
+
+/* SASL EXTERNAL (XEP-0178) with the client certificate we presented for
+ * our 'from'; authzid = our 'from'. */
+static void out_send_auth(struct stream *s)
+{
+	gnutls_datum_t in = {(unsigned char *)s->local, (unsigned)strlen(s->local)}, out = {0};
+
+	if (gnutls_base64_encode2(&in, &out) < 0) {
+		out_fail(s, "internal-server-error", "cannot encode the SASL authzid");
+		return;
+	}
+	s->sasl_tried = 1;
+	s->state = ST_SASL;
+	swritef(s, "<auth xmlns='" NS_SASL "' mechanism='EXTERNAL'>%.*s</auth>", (int)out.size,
+		(const char *)out.data);
+	gnutls_free(out.data);
+	slog(s, "event=sasl-auth-sent from=%s certificate=%s", s->local,
+	     net_tls_presented(s->conn));
+	net_set_timer(s->conn, s->cfg->handshake_timeout * 1000);
+}
+
 static void out_on_features(struct stream *s, const struct xs_stanza *st)
 {
 	const struct cfg_peer *p = &s->cfg->peers[s->peer];
 
+	if (s->sasl_done) { /* features after the SASL restart */
+		out_established(s, "certificate");
+		return;
+	}
 	if (!s->tls && p->tls != CFG_TLS_NONE && has_child(st, 2, "starttls", NS_TLS)) {
 		swrites(s, "<starttls xmlns='" NS_TLS "'/>");
 		s->state = ST_PROCEED;
@@ -571,6 +619,18 @@ static void out_on_features(struct stream *s, const struct xs_stanza *st)
 	}
 	if (!s->tls && p->tls == CFG_TLS_REQUIRED) {
 		out_fail(s, "remote-server-timeout", "next hop does not offer STARTTLS");
+		return;
+	}
+	if (s->tls && !s->sasl_tried && net_tls_presented(s->conn) != NULL &&
+	    has_child_text(st, 3, "mechanism", NS_SASL, "EXTERNAL")) {
+		out_send_auth(s);
+		return;
+	}
+	if (p->auth == CFG_AUTH_CERTIFICATE) {
+		out_fail(s, "remote-server-timeout",
+			 net_tls_presented(s->conn) == NULL
+			     ? "peer requires certificates and the relay has none for this domain"
+			     : "next hop does not offer SASL EXTERNAL");
 		return;
 	}
 	/* Negotiated. A stream that only carries db:verify requests stays
@@ -600,11 +660,7 @@ static void out_on_db(struct stream *s, const struct xs_stanza *st)
 			return;
 		}
 		if (st->type != NULL && strcmp(st->type, "valid") == 0) {
-			s->state = ST_ESTABLISHED;
-			slog(s, "event=established from=%s to=%s tls=%s auth=dialback", s->local,
-			     s->remote, net_tls_describe(s->conn));
-			net_set_timer(s->conn, s->cfg->idle_timeout * 1000);
-			out_flush(s);
+			out_established(s, "dialback");
 		} else {
 			out_fail(s, "remote-server-timeout", "next hop refused our dialback");
 		}
@@ -653,6 +709,27 @@ static void out_on_stanza(struct stream *s, const struct xs_stanza *st)
 	}
 	if (strcmp(st->ns, XS_NS_DIALBACK) == 0) {
 		out_on_db(s, st);
+		return;
+	}
+	if (strcmp(st->ns, NS_SASL) == 0 && s->state == ST_SASL) {
+		if (strcmp(st->name, "success") == 0) {
+			s->sasl_done = 1;
+			s->sasl_restart = 1;
+			xs_stop(s->xs);
+			slog(s, "event=sasl-success from=%s to=%s", s->local, s->remote);
+			return;
+		}
+		slog(s, "event=sasl-failed from=%s to=%s", s->local, s->remote);
+		if (s->cfg->peers[s->peer].auth == CFG_AUTH_CERTIFICATE) {
+			out_fail(s, "remote-server-timeout", "next hop refused our certificate");
+			return;
+		}
+		/* XEP-0178: fall back to dialback on the same stream */
+		s->state = ST_OPEN;
+		net_set_timer(s->conn, s->cfg->idle_timeout * 1000);
+		out_send_vreqs(s);
+		if (s->want_auth)
+			out_send_result(s);
 		return;
 	}
 	/* Without bidi the next hop has no business sending stanzas here. */
@@ -1299,9 +1376,10 @@ static void on_data(void *ctx, const char *data, size_t len)
 		xs_reset(s->xs);
 		s->state = ST_TLS;
 		if (s->dir == DIR_IN)
-			rc = net_start_tls_server(s->conn, g.server_creds);
+			rc = net_start_tls_server(s->conn, g.server_creds, s->local);
 		else
-			rc = net_start_tls_client(s->conn, g.peer_creds[s->peer], s->remote);
+			rc = net_start_tls_client(s->conn, g.peer_creds[s->peer], s->remote,
+						  s->local);
 		if (rc < 0) {
 			if (s->dir == DIR_OUT)
 				out_fail(s, "remote-server-timeout", "cannot start TLS");
@@ -1402,7 +1480,8 @@ static int load_trust(const char *file, gnutls_x509_trust_list_t *out, char *err
 	return 0;
 }
 
-int s2s_init(struct config *cfg, struct tls_creds *server_creds, char *err, unsigned errlen)
+int s2s_init(struct config *cfg, struct tls_creds *server_creds, struct store *store, char *err,
+	     unsigned errlen)
 {
 	size_t i;
 
@@ -1417,7 +1496,8 @@ int s2s_init(struct config *cfg, struct tls_creds *server_creds, char *err, unsi
 		return -ENOMEM;
 	g.npeer_creds = cfg->npeers;
 	for (i = 0; i < cfg->npeers; i++) {
-		if (tls_creds_client(cfg->peers[i].ca_file, &g.peer_creds[i], err, errlen) < 0)
+		if (tls_creds_client(cfg->peers[i].ca_file, store, &g.peer_creds[i], err, errlen) <
+		    0)
 			return -EINVAL;
 		if (cfg->peers[i].ca_file != NULL &&
 		    load_trust(cfg->peers[i].ca_file, &g.peer_trust[i], err, errlen) < 0)

@@ -11,7 +11,11 @@ struct tls_creds;
 
 /* cfg is referenced; server_creds is borrowed (NULL when tls.inbound is
  * "none"). Loads per-peer client credentials. 0 or -errno with err set. */
-int s2s_init(struct config *cfg, struct tls_creds *server_creds, char *err, unsigned errlen);
+struct store;
+/* store (borrowed, may be NULL) gives outbound streams their client
+ * certificate for the stream 'from'. */
+int s2s_init(struct config *cfg, struct tls_creds *server_creds, struct store *store, char *err,
+	     unsigned errlen);
 /* A listener has a pending connection (uv_server is a uv_stream_t *). */
 void s2s_accept(void *uv_server);
 /* Close every stream (SIGTERM). */

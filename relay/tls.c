@@ -16,6 +16,7 @@
 #include <gnutls/x509.h>
 
 #include "identity.h"
+#include "store.h"
 #include "log.h"
 
 #define TLS_PRIORITY "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2:%SAFE_RENEGOTIATION"
@@ -23,14 +24,20 @@
 struct tls_creds {
 	gnutls_certificate_credentials_t x509; /* owned */
 	int have_ca;
+	struct store *store;   /* ref or NULL */
+	gnutls_pcert_st *dflt; /* owned array or NULL: default chain when a store is used */
+	unsigned ndflt;
+	gnutls_privkey_t dflt_key; /* owned or NULL */
 };
 
 struct tls_session {
 	gnutls_session_t s;		/* owned */
 	struct tls_creds *creds;	/* borrowed */
 	const struct tls_callbacks *cb; /* borrowed */
-	void *ctx;			/* borrowed */
-	const char *in;			/* borrowed: unread part of the data being fed */
+	struct store_binding *binding;	/* owned or NULL: the store's view of this session */
+	int used_default;
+	void *ctx;	/* borrowed */
+	const char *in; /* borrowed: unread part of the data being fed */
 	size_t in_len;
 	int handshake_done;
 	int stopped;
@@ -61,8 +68,65 @@ static int tls_global_init(void)
 	return 0;
 }
 
-int tls_creds_server(const char *cert_file, const char *key_file, struct tls_creds **out, char *err,
-		     size_t errlen)
+/* The store's choice, else the default certificate. The tls_session is
+ * the transport pointer; the store binding is the session pointer. */
+static int tls_retrieve(gnutls_session_t s, const gnutls_datum_t *req_ca_rdn, int nreqs,
+			const gnutls_pk_algorithm_t *pk_algos, int pk_algos_length,
+			gnutls_pcert_st **pcert, unsigned int *pcert_length,
+			gnutls_privkey_t *privkey)
+{
+	struct tls_session *t = gnutls_transport_get_ptr(s);
+	int rc = 0;
+
+	*pcert_length = 0;
+	if (t->binding != NULL)
+		rc = store_retrieve_callback(s, req_ca_rdn, nreqs, pk_algos, pk_algos_length, pcert,
+					     pcert_length, privkey);
+	if (rc == 0 && *pcert_length == 0 && t->creds->dflt != NULL) {
+		*pcert = t->creds->dflt;
+		*pcert_length = t->creds->ndflt;
+		*privkey = t->creds->dflt_key;
+		t->used_default = 1;
+	}
+	return rc;
+}
+
+#define TLS_MAX_DEFAULT_CHAIN 8
+
+static int tls_load_default(struct tls_creds *c, const char *cert_file, const char *key_file,
+			    char *err, size_t errlen)
+{
+	gnutls_datum_t kd = {NULL, 0};
+	unsigned n = TLS_MAX_DEFAULT_CHAIN;
+	int rc;
+
+	c->dflt = calloc(TLS_MAX_DEFAULT_CHAIN, sizeof(*c->dflt));
+	if (c->dflt == NULL)
+		return -ENOMEM;
+	rc = gnutls_pcert_list_import_x509_file(c->dflt, &n, cert_file, GNUTLS_X509_FMT_PEM, NULL,
+						NULL, 0);
+	if (rc < 0) {
+		snprintf(err, errlen, "%s: cannot load the certificate chain: %s; give PEM",
+			 cert_file, gnutls_strerror(rc));
+		return -EINVAL;
+	}
+	c->ndflt = n;
+	if ((rc = gnutls_load_file(key_file, &kd)) < 0 ||
+	    (rc = gnutls_privkey_init(&c->dflt_key)) < 0 ||
+	    (rc = gnutls_privkey_import_x509_raw(c->dflt_key, &kd, GNUTLS_X509_FMT_PEM, NULL, 0)) <
+		0) {
+		snprintf(err, errlen, "%s: cannot load the key: %s; give an unencrypted PEM key",
+			 key_file, gnutls_strerror(rc));
+		gnutls_free(kd.data);
+		return -EINVAL;
+	}
+	gnutls_memset(kd.data, 0, kd.size);
+	gnutls_free(kd.data);
+	return 0;
+}
+
+int tls_creds_server(const char *cert_file, const char *key_file, struct store *store,
+		     struct tls_creds **out, char *err, size_t errlen)
 {
 	struct tls_creds *c;
 	int rc;
@@ -74,6 +138,15 @@ int tls_creds_server(const char *cert_file, const char *key_file, struct tls_cre
 		return -ENOMEM;
 	if (gnutls_certificate_allocate_credentials(&c->x509) < 0)
 		goto fail;
+	if (store != NULL) {
+		c->store = store_ref(store);
+		gnutls_certificate_set_retrieve_function2(c->x509, tls_retrieve);
+		if (cert_file != NULL && key_file != NULL &&
+		    tls_load_default(c, cert_file, key_file, err, errlen) < 0)
+			goto fail;
+		*out = c;
+		return 0;
+	}
 	rc =
 	    gnutls_certificate_set_x509_key_file(c->x509, cert_file, key_file, GNUTLS_X509_FMT_PEM);
 	if (rc < 0) {
@@ -90,7 +163,8 @@ fail:
 	return -EINVAL;
 }
 
-int tls_creds_client(const char *ca_file, struct tls_creds **out, char *err, size_t errlen)
+int tls_creds_client(const char *ca_file, struct store *store, struct tls_creds **out, char *err,
+		     size_t errlen)
 {
 	struct tls_creds *c;
 	int rc;
@@ -111,6 +185,10 @@ int tls_creds_client(const char *ca_file, struct tls_creds **out, char *err, siz
 		}
 		c->have_ca = 1;
 	}
+	if (store != NULL) {
+		c->store = store_ref(store);
+		gnutls_certificate_set_retrieve_function2(c->x509, tls_retrieve);
+	}
 	*out = c;
 	return 0;
 fail:
@@ -124,6 +202,14 @@ void tls_creds_free(struct tls_creds *c)
 		return;
 	if (c->x509 != NULL)
 		gnutls_certificate_free_credentials(c->x509);
+	if (c->dflt != NULL) {
+		for (unsigned i = 0; i < c->ndflt; i++)
+			gnutls_pcert_deinit(&c->dflt[i]);
+		free(c->dflt);
+	}
+	if (c->dflt_key != NULL)
+		gnutls_privkey_deinit(c->dflt_key);
+	store_unref(c->store);
 	free(c);
 }
 
@@ -154,7 +240,7 @@ static ssize_t tls_push(gnutls_transport_ptr_t p, const void *buf, size_t len)
 	return (ssize_t)len;
 }
 
-static struct tls_session *tls_new(struct tls_creds *creds, unsigned flags,
+static struct tls_session *tls_new(struct tls_creds *creds, unsigned flags, const char *name,
 				   const struct tls_callbacks *cb, void *ctx)
 {
 	struct tls_session *t;
@@ -177,25 +263,37 @@ static struct tls_session *tls_new(struct tls_creds *creds, unsigned flags,
 		return NULL;
 	}
 	gnutls_transport_set_ptr(t->s, t);
+	if (creds->store != NULL) {
+		t->binding = store_binding_new(
+		    creds->store, (flags & GNUTLS_SERVER) ? STORE_SERVER : STORE_CLIENT);
+		if (t->binding == NULL) {
+			tls_free(t);
+			return NULL;
+		}
+		/* a name that is not a domain just finds nothing in the store */
+		if (name != NULL)
+			(void)store_binding_set_name(t->binding, name);
+		gnutls_session_set_ptr(t->s, t->binding);
+	}
 	gnutls_transport_set_pull_function(t->s, tls_pull);
 	gnutls_transport_set_push_function(t->s, tls_push);
 	return t;
 }
 
-struct tls_session *tls_server_new(struct tls_creds *creds, const struct tls_callbacks *cb,
-				   void *ctx)
+struct tls_session *tls_server_new(struct tls_creds *creds, const char *name,
+				   const struct tls_callbacks *cb, void *ctx)
 {
-	struct tls_session *t = tls_new(creds, GNUTLS_SERVER, cb, ctx);
+	struct tls_session *t = tls_new(creds, GNUTLS_SERVER, name, cb, ctx);
 
 	if (t != NULL)
 		gnutls_certificate_server_set_request(t->s, GNUTLS_CERT_REQUEST);
 	return t;
 }
 
-struct tls_session *tls_client_new(struct tls_creds *creds, const char *sni,
+struct tls_session *tls_client_new(struct tls_creds *creds, const char *sni, const char *name,
 				   const struct tls_callbacks *cb, void *ctx)
 {
-	struct tls_session *t = tls_new(creds, GNUTLS_CLIENT, cb, ctx);
+	struct tls_session *t = tls_new(creds, GNUTLS_CLIENT, name, cb, ctx);
 
 	if (t == NULL)
 		return NULL;
@@ -212,6 +310,7 @@ void tls_free(struct tls_session *t)
 	if (t == NULL)
 		return;
 	gnutls_deinit(t->s);
+	store_binding_free(t->binding); /* after gnutls_deinit, as store.h asks */
 	free(t);
 }
 
@@ -326,6 +425,17 @@ int tls_verify_peer(struct tls_session *t, const char *name)
 	if (rc < 0 || status != 0)
 		return -EBADMSG;
 	return 0;
+}
+
+const char *tls_presented(struct tls_session *t)
+{
+	const char *n = t->binding != NULL ? store_binding_presented(t->binding) : NULL;
+
+	if (n != NULL)
+		return n;
+	if (t->used_default || (t->creds->store == NULL && !t->is_client))
+		return "default";
+	return NULL;
 }
 
 int tls_peer_has_cert(struct tls_session *t)

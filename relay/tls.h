@@ -10,12 +10,19 @@
 struct tls_creds;
 struct tls_session;
 
-/* Server credentials: PEM certificate chain and key. Returns 0 or
- * -EINVAL with a message naming the file in err. */
-int tls_creds_server(const char *cert_file, const char *key_file, struct tls_creds **out, char *err,
+struct store;
+
+/* Server credentials: a certificate store (certs/store.h: per SNI name or
+ * stream 'to', CA-issued on the fly) and/or a default PEM certificate
+ * chain and key, used when the store has nothing for the name. Either may
+ * be NULL, not both. store is referenced. Returns 0 or -EINVAL with a
+ * message naming the file in err. */
+int tls_creds_server(const char *cert_file, const char *key_file, struct store *store,
+		     struct tls_creds **out, char *err, size_t errlen);
+/* Client credentials; ca_file may be NULL. With a store, the session
+ * presents the store's certificate for its stream 'from' when asked. */
+int tls_creds_client(const char *ca_file, struct store *store, struct tls_creds **out, char *err,
 		     size_t errlen);
-/* Client credentials; ca_file may be NULL (no chain check possible). */
-int tls_creds_client(const char *ca_file, struct tls_creds **out, char *err, size_t errlen);
 /* Accepts NULL. */
 void tls_creds_free(struct tls_creds *c);
 
@@ -28,11 +35,16 @@ struct tls_callbacks {
 	void (*on_handshake)(void *ctx, int status);
 };
 
-/* creds is borrowed and must outlive the session. sni may be NULL. */
-struct tls_session *tls_server_new(struct tls_creds *creds, const struct tls_callbacks *cb,
-				   void *ctx);
-struct tls_session *tls_client_new(struct tls_creds *creds, const char *sni,
+/* creds is borrowed and must outlive the session. name is the stream 'to'
+ * (server: the certificate when the peer sends no SNI) or 'from' (client:
+ * the client certificate); sni may be NULL. */
+struct tls_session *tls_server_new(struct tls_creds *creds, const char *name,
 				   const struct tls_callbacks *cb, void *ctx);
+struct tls_session *tls_client_new(struct tls_creds *creds, const char *sni, const char *name,
+				   const struct tls_callbacks *cb, void *ctx);
+/* Name of the certificate this side presented ("a.example",
+ * "*.example", "default"), or NULL if none. */
+const char *tls_presented(struct tls_session *t);
 /* Accepts NULL. Never from inside one of its callbacks. */
 void tls_free(struct tls_session *t);
 

@@ -139,10 +139,10 @@ START_TEST(test_handshake_and_data)
 	int i;
 
 	make_cert();
-	ck_assert_int_eq(tls_creds_server(cert_path, key_path, &sc, err, sizeof(err)), 0);
-	ck_assert_int_eq(tls_creds_client(cert_path, &cc, err, sizeof(err)), 0);
-	srv->t = tls_server_new(sc, &cb, srv);
-	cli->t = tls_client_new(cc, "relay.test", &cb, cli);
+	ck_assert_int_eq(tls_creds_server(cert_path, key_path, NULL, &sc, err, sizeof(err)), 0);
+	ck_assert_int_eq(tls_creds_client(cert_path, NULL, &cc, err, sizeof(err)), 0);
+	srv->t = tls_server_new(sc, NULL, &cb, srv);
+	cli->t = tls_client_new(cc, "relay.test", NULL, &cb, cli);
 	ck_assert_ptr_nonnull(srv->t);
 	ck_assert_ptr_nonnull(cli->t);
 	ck_assert_int_eq(tls_start(cli->t), 0);
@@ -236,8 +236,8 @@ START_TEST(test_tickets_then_data)
 	gnutls_transport_set_ptr(r->s, r);
 	gnutls_transport_set_pull_function(r->s, raw_pull);
 	gnutls_transport_set_push_function(r->s, raw_push);
-	ck_assert_int_eq(tls_creds_client(NULL, &cc, err, sizeof(err)), 0);
-	cli->t = tls_client_new(cc, "relay.test", &cb, cli);
+	ck_assert_int_eq(tls_creds_client(NULL, NULL, &cc, err, sizeof(err)), 0);
+	cli->t = tls_client_new(cc, "relay.test", NULL, &cb, cli);
 	ck_assert_int_eq(tls_start(cli->t), 0);
 	for (i = 0; i < 10 && (rc != 0 || cli->handshake == 0); i++) {
 		r->in = cli->out.buf;
@@ -287,8 +287,8 @@ START_TEST(test_garbage_fails)
 	static const char junk[] = "<stream:stream to='x'>this is not TLS at all, it is XML";
 
 	make_cert();
-	ck_assert_int_eq(tls_creds_server(cert_path, key_path, &sc, err, sizeof(err)), 0);
-	srv->t = tls_server_new(sc, &cb, srv);
+	ck_assert_int_eq(tls_creds_server(cert_path, key_path, NULL, &sc, err, sizeof(err)), 0);
+	srv->t = tls_server_new(sc, NULL, &cb, srv);
 	ck_assert_int_eq(tls_feed(srv->t, junk, sizeof(junk) - 1), -EPROTO);
 	ck_assert_int_eq(srv->handshake, -1);
 	tls_free(srv->t);
@@ -303,11 +303,12 @@ START_TEST(test_bad_files)
 	struct tls_creds *c = NULL;
 	char err[256] = "";
 
-	ck_assert_int_eq(
-	    tls_creds_server("/nonexistent/c.pem", "/nonexistent/k.pem", &c, err, sizeof(err)),
-	    -EINVAL);
+	ck_assert_int_eq(tls_creds_server("/nonexistent/c.pem", "/nonexistent/k.pem", NULL, &c, err,
+					  sizeof(err)),
+			 -EINVAL);
 	ck_assert(strstr(err, "/nonexistent/c.pem") != NULL);
-	ck_assert_int_eq(tls_creds_client("/nonexistent/ca.pem", &c, err, sizeof(err)), -EINVAL);
+	ck_assert_int_eq(tls_creds_client("/nonexistent/ca.pem", NULL, &c, err, sizeof(err)),
+			 -EINVAL);
 	ck_assert(strstr(err, "/nonexistent/ca.pem") != NULL);
 	tls_creds_free(NULL);
 }
