@@ -43,6 +43,7 @@ const struct config_key config_keys[] = {
     {"listen", "list", "required", "no"},
     {"listen.[].address", "string", "required", "no"},
     {"listen.[].port", "int", "5269", "no"},
+    {"listen.[].direct_tls", "bool", "false", "no"},
     {"dialback_secret", "string", "none", "yes"},
     {"dialback_secret_file", "string", "none", "yes"},
     {"tls", "group", "required", "yes"},
@@ -54,6 +55,7 @@ const struct config_key config_keys[] = {
     {"tls.ca_key", "string", "none", "yes"},
     {"tls.issue_lifetime", "int", "86400", "yes"},
     {"tls.trust", "string", "none", "yes"},
+    {"tls.priority", "string", "see below", "yes"},
     {"limits", "group", "{}", "yes"},
     {"limits.connect_timeout", "int", "10", "yes"},
     {"limits.handshake_timeout", "int", "30", "yes"},
@@ -71,6 +73,7 @@ const struct config_key config_keys[] = {
     {"peers.[].auth", "string", "\"any\"", "yes"},
     {"peers.[].pins", "strings", "none", "yes"},
     {"peers.[].allow_cn", "bool", "false", "yes"},
+    {"peers.[].direct_tls", "bool", "false", "yes"},
     {"routes", "list", "()", "yes"},
     {"routes.[].domain", "string", "required", "yes"},
     {"routes.[].peer", "string", "required", "yes"},
@@ -461,6 +464,11 @@ static int load_listen(struct loader *ld, const config_setting_t *root)
 			return -EINVAL;
 		}
 		li->port = (int)get_int(e, "port", 5269);
+		{
+			config_setting_t *d = config_setting_get_member(e, "direct_tls");
+
+			li->direct_tls = d != NULL && config_setting_get_bool(d);
+		}
 		for (size_t j = 0; j < c->nlisten; j++) {
 			if (c->listen[j].port == li->port &&
 			    strcmp(c->listen[j].address, canon) == 0) {
@@ -605,6 +613,8 @@ static int load_tls(struct loader *ld, const config_setting_t *root)
 	if (tls && (r = parse_tls(ld, tls, "inbound", &c->tls_inbound)) < 0)
 		return r;
 	c->tls_issue_lifetime = (unsigned)get_int(tls, "issue_lifetime", 86400);
+	if (dup_str(get_str(tls, "priority"), &c->tls_priority) < 0)
+		return -ENOMEM;
 	for (size_t i = 0; i < 4; i++) {
 		config_setting_t *s = tls ? config_setting_get_member(tls, opt[i]) : NULL;
 		char what[32];
@@ -758,6 +768,8 @@ static int load_peer(struct loader *ld, const config_setting_t *e, struct cfg_pe
 	}
 	if ((s = config_setting_get_member(e, "allow_cn")))
 		p->allow_cn = config_setting_get_bool(s);
+	if ((s = config_setting_get_member(e, "direct_tls")))
+		p->direct_tls = config_setting_get_bool(s);
 	if ((s = config_setting_get_member(e, "pins")) && config_setting_length(s) > 0) {
 		int n = config_setting_length(s);
 
@@ -899,6 +911,7 @@ static void config_free(struct config *c)
 	free(c->tls_ca_certificate);
 	free(c->tls_ca_key);
 	free(c->tls_trust);
+	free(c->tls_priority);
 	for (size_t i = 0; i < c->npeers; i++) {
 		free(c->peers[i].name);
 		free(c->peers[i].host);

@@ -24,6 +24,7 @@ enum cfg_auth {
 struct cfg_listen {
 	char *address; /* owned, numeric IPv4 or IPv6 */
 	int port;
+	int direct_tls; /* XEP-0368: TLS from the first byte, no STARTTLS */
 };
 
 struct cfg_peer {
@@ -37,7 +38,8 @@ struct cfg_peer {
 	enum cfg_auth auth;
 	unsigned char (*pins)[CFG_PIN_LEN]; /* owned array or NULL */
 	size_t npins;
-	int allow_cn; /* accept the legacy CN-ID */
+	int allow_cn;	/* accept the legacy CN-ID */
+	int direct_tls; /* XEP-0368: connect with TLS from the first byte */
 	int line;
 };
 
@@ -54,6 +56,7 @@ struct config {
 	char *tls_ca_key;	     /* owned or NULL */
 	unsigned tls_issue_lifetime; /* seconds, default 86400 */
 	char *tls_trust;	     /* owned or NULL: anchors for peers' certificates */
+	char *tls_priority;	     /* owned or NULL: GnuTLS priority string */
 	struct cfg_peer *peers;	     /* owned array */
 	size_t npeers;
 	struct route_table *routes; /* owned */

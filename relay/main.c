@@ -22,6 +22,7 @@
 
 struct listener {
 	uv_tcp_t tcp;
+	int direct_tls;
 	char name[80];
 };
 
@@ -72,7 +73,7 @@ static void on_connection(uv_stream_t *server, int status)
 		log_warn("event=accept-failed error=%s", uv_strerror(status));
 		return;
 	}
-	s2s_accept(server);
+	s2s_accept(server, ((struct listener *)server)->direct_tls);
 }
 
 static int listen_all(uv_loop_t *loop, const struct config *cfg)
@@ -98,6 +99,7 @@ static int listen_all(uv_loop_t *loop, const struct config *cfg)
 		snprintf(l->name, sizeof(l->name), "%s:%d", cfg->listen[i].address,
 			 cfg->listen[i].port);
 		uv_tcp_init(loop, &l->tcp);
+		l->direct_tls = cfg->listen[i].direct_tls;
 		nlisteners++;
 		rc = uv_tcp_bind(&l->tcp, (struct sockaddr *)&ss, 0);
 		if (rc == 0)
@@ -107,7 +109,8 @@ static int listen_all(uv_loop_t *loop, const struct config *cfg)
 				uv_strerror(rc));
 			return rc;
 		}
-		log_info("event=listening address=%s", l->name);
+		log_info("event=listening address=%s%s", l->name,
+			 l->direct_tls ? " direct-tls=yes" : "");
 	}
 	return 0;
 }
@@ -185,7 +188,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "xtrunkd: %s\n", err);
 		return 1;
 	}
-	if (load_store(cfg, &store, err, sizeof(err)) < 0) {
+	if (tls_set_priority(cfg->tls_priority, err, sizeof(err)) < 0 ||
+	    load_store(cfg, &store, err, sizeof(err)) < 0) {
 		fprintf(stderr, "xtrunkd: %s: tls: %s\n", path, err);
 		config_unref(cfg);
 		return 1;

@@ -405,9 +405,16 @@ static int net_start_tls(struct net_conn *c, struct tls_session *t)
 	return 0;
 }
 
-int net_start_tls_server(struct net_conn *c, struct tls_creds *creds, const char *name)
+int net_start_tls_server(struct net_conn *c, struct tls_creds *creds, const char *name, int direct)
 {
-	return net_start_tls(c, tls_server_new(creds, name, &net_tls_cb, c));
+	int rc = net_start_tls(c, tls_server_new(creds, name, &net_tls_cb, c));
+
+	return rc < 0 || !direct ? rc : tls_set_alpn(c->tls);
+}
+
+int net_tls_has_cert(struct net_conn *c)
+{
+	return c->tls != NULL && tls_peer_has_cert(c->tls);
 }
 
 const char *net_tls_presented(struct net_conn *c)
@@ -416,10 +423,12 @@ const char *net_tls_presented(struct net_conn *c)
 }
 
 int net_start_tls_client(struct net_conn *c, struct tls_creds *creds, const char *sni,
-			 const char *name)
+			 const char *name, int direct)
 {
 	int rc = net_start_tls(c, tls_client_new(creds, sni, name, &net_tls_cb, c));
 
+	if (rc == 0 && direct)
+		rc = tls_set_alpn(c->tls);
 	return rc < 0 ? rc : tls_start(c->tls);
 }
 

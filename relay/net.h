@@ -44,9 +44,12 @@ int net_write(struct net_conn *c, const char *data, size_t len);
 /* Switch to TLS for everything read and written from now on. */
 /* name: the stream 'to' (server) or 'from' (client), which picks the
  * certificate this side presents. */
-int net_start_tls_server(struct net_conn *c, struct tls_creds *creds, const char *name);
+/* direct: XEP-0368 direct TLS (ALPN "xmpp-server"). */
+int net_start_tls_server(struct net_conn *c, struct tls_creds *creds, const char *name, int direct);
 int net_start_tls_client(struct net_conn *c, struct tls_creds *creds, const char *sni,
-			 const char *name);
+			 const char *name, int direct);
+/* 1 if the peer presented a certificate. */
+int net_tls_has_cert(struct net_conn *c);
 /* Which certificate this side presented, or NULL. */
 const char *net_tls_presented(struct net_conn *c);
 int net_tls_active(const struct net_conn *c);

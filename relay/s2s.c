@@ -546,9 +546,18 @@ static void out_on_connected(void *ctx, int status)
 		return;
 	}
 	slog(s, "event=connected from=%s to=%s", s->local, s->remote);
+	net_set_timer(s->conn, s->cfg->handshake_timeout * 1000);
+	if (s->cfg->peers[s->peer].direct_tls) {
+		/* XEP-0368: TLS first, SNI = the target domain; the header
+		 * follows the handshake (out_on_tls) */
+		s->state = ST_TLS;
+		if (net_start_tls_client(s->conn, g.peer_creds[s->peer], s->remote, s->local, 1) <
+		    0)
+			out_fail(s, "remote-server-timeout", "cannot start direct TLS");
+		return;
+	}
 	s->state = ST_HEADER;
 	send_header(s, NULL);
-	net_set_timer(s->conn, s->cfg->handshake_timeout * 1000);
 }
 
 static int has_child(const struct xs_stanza *st, unsigned depth, const char *name, const char *ns)
@@ -1268,7 +1277,9 @@ static void in_on_tls(void *ctx, int status)
 		return;
 	}
 	s->tls = 1;
-	slog(s, "event=tls-up tls=%s", net_tls_describe(s->conn));
+	slog(s, "event=tls-up tls=%s presented=%s peer-certificate=%s", net_tls_describe(s->conn),
+	     net_tls_presented(s->conn) ? net_tls_presented(s->conn) : "none",
+	     net_tls_has_cert(s->conn) ? "yes" : "no");
 	s->state = ST_HEADER;
 	s->header_sent = 0;
 }
@@ -1376,10 +1387,10 @@ static void on_data(void *ctx, const char *data, size_t len)
 		xs_reset(s->xs);
 		s->state = ST_TLS;
 		if (s->dir == DIR_IN)
-			rc = net_start_tls_server(s->conn, g.server_creds, s->local);
+			rc = net_start_tls_server(s->conn, g.server_creds, s->local, 0);
 		else
 			rc = net_start_tls_client(s->conn, g.peer_creds[s->peer], s->remote,
-						  s->local);
+						  s->local, 0);
 		if (rc < 0) {
 			if (s->dir == DIR_OUT)
 				out_fail(s, "remote-server-timeout", "cannot start TLS");
@@ -1436,7 +1447,7 @@ static const struct net_callbacks in_net_cb = {
     .on_closed = on_closed,
 };
 
-void s2s_accept(void *uv_server)
+void s2s_accept(void *uv_server, int direct)
 {
 	struct stream *s = calloc(1, sizeof(*s));
 
@@ -1458,8 +1469,17 @@ void s2s_accept(void *uv_server)
 		stream_free(s);
 		return;
 	}
-	slog(s, "event=accepted");
+	slog(s, "event=accepted%s", direct ? " direct-tls=yes" : "");
 	net_set_timer(s->conn, s->cfg->handshake_timeout * 1000);
+	if (direct) {
+		/* XEP-0368: the certificate is chosen by SNI alone */
+		s->state = ST_TLS;
+		if (g.server_creds == NULL ||
+		    net_start_tls_server(s->conn, g.server_creds, NULL, 1) < 0) {
+			s->state = ST_CLOSING;
+			net_close(s->conn);
+		}
+	}
 }
 
 /* Anchors from a PEM file into a new trust list. */

@@ -17,7 +17,8 @@ struct store;
 int s2s_init(struct config *cfg, struct tls_creds *server_creds, struct store *store, char *err,
 	     unsigned errlen);
 /* A listener has a pending connection (uv_server is a uv_stream_t *). */
-void s2s_accept(void *uv_server);
+/* direct: the listener speaks XEP-0368 direct TLS. */
+void s2s_accept(void *uv_server, int direct);
 /* Close every stream (SIGTERM). */
 void s2s_shutdown(void);
 /* Release what s2s_init took. */

@@ -20,6 +20,10 @@
 #include "log.h"
 
 #define TLS_PRIORITY "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2:%SAFE_RENEGOTIATION"
+/* appended to any configured string: TLS 1.2 is the floor (RFC 7590) */
+#define TLS_FLOOR ":-VERS-SSL3.0:-VERS-TLS1.0:-VERS-TLS1.1"
+
+static gnutls_priority_t tls_prio; /* owned, process-wide */
 
 struct tls_creds {
 	gnutls_certificate_credentials_t x509; /* owned */
@@ -123,6 +127,42 @@ static int tls_load_default(struct tls_creds *c, const char *cert_file, const ch
 	gnutls_memset(kd.data, 0, kd.size);
 	gnutls_free(kd.data);
 	return 0;
+}
+
+int tls_set_priority(const char *priority, char *err, size_t errlen)
+{
+	gnutls_priority_t p;
+	const char *where = NULL;
+	char buf[1024];
+	int rc;
+
+	if (tls_global_init() < 0)
+		return -EIO;
+	if (priority == NULL)
+		priority = TLS_PRIORITY;
+	if (snprintf(buf, sizeof(buf), "%s%s", priority, TLS_FLOOR) >= (int)sizeof(buf)) {
+		snprintf(err, errlen, "tls.priority is too long");
+		return -EINVAL;
+	}
+	rc = gnutls_priority_init(&p, buf, &where);
+	if (rc < 0) {
+		snprintf(err, errlen,
+			 "tls.priority \"%s\" is not valid at \"%.20s\" (%s); see "
+			 "gnutls_priority_init(3), e.g. \"NORMAL\"",
+			 priority, where ? where : "", gnutls_strerror(rc));
+		return -EINVAL;
+	}
+	if (tls_prio != NULL)
+		gnutls_priority_deinit(tls_prio);
+	tls_prio = p;
+	return 0;
+}
+
+int tls_set_alpn(struct tls_session *t)
+{
+	gnutls_datum_t proto = {(unsigned char *)"xmpp-server", 11};
+
+	return gnutls_alpn_set_protocols(t->s, &proto, 1, 0) < 0 ? -EINVAL : 0;
 }
 
 int tls_creds_server(const char *cert_file, const char *key_file, struct store *store,
@@ -257,7 +297,12 @@ static struct tls_session *tls_new(struct tls_creds *creds, unsigned flags, cons
 		free(t);
 		return NULL;
 	}
-	if (gnutls_priority_set_direct(t->s, TLS_PRIORITY, NULL) < 0 ||
+	if (tls_prio == NULL && tls_set_priority(NULL, NULL, 0) < 0) {
+		gnutls_deinit(t->s);
+		free(t);
+		return NULL;
+	}
+	if (gnutls_priority_set(t->s, tls_prio) < 0 ||
 	    gnutls_credentials_set(t->s, GNUTLS_CRD_CERTIFICATE, creds->x509) < 0) {
 		tls_free(t);
 		return NULL;
@@ -318,6 +363,12 @@ static int tls_handshake_step(struct tls_session *t)
 {
 	int rc = gnutls_handshake(t->s);
 
+	if (rc == GNUTLS_E_SUCCESS && gnutls_protocol_get_version(t->s) < GNUTLS_TLS1_2) {
+		/* the priority string forbids it; never trust a single guard */
+		log_info("event=tls-error stage=handshake error=\"protocol below TLS 1.2\"");
+		t->cb->on_handshake(t->ctx, -EPROTO);
+		return -EPROTO;
+	}
 	if (rc == GNUTLS_E_SUCCESS) {
 		t->handshake_done = 1;
 		t->cb->on_handshake(t->ctx, 0);

@@ -12,6 +12,10 @@ struct tls_session;
 
 struct store;
 
+/* The GnuTLS priority string for every session (NULL: the built-in one).
+ * TLS below 1.2 is always removed. Returns 0, or -EINVAL with the position
+ * of the error in err. Call before the first session. */
+int tls_set_priority(const char *priority, char *err, size_t errlen);
 /* Server credentials: a certificate store (certs/store.h: per SNI name or
  * stream 'to', CA-issued on the fly) and/or a default PEM certificate
  * chain and key, used when the store has nothing for the name. Either may
@@ -48,6 +52,9 @@ const char *tls_presented(struct tls_session *t);
 /* Accepts NULL. Never from inside one of its callbacks. */
 void tls_free(struct tls_session *t);
 
+/* Offer/accept ALPN "xmpp-server" (XEP-0368 direct TLS). Before the
+ * handshake. */
+int tls_set_alpn(struct tls_session *t);
 /* Starts the client handshake (sends the ClientHello). */
 int tls_start(struct tls_session *t);
 /* Feed received ciphertext. Runs the handshake and delivers plaintext.

@@ -1216,6 +1216,8 @@ static void xs_lex(struct xs *xs)
  * of the last complete tag. */
 static void xs_push(struct xs *xs)
 {
+	size_t upto;
+
 	if (!xs->prolog_ok) {
 		int r = xs_check_prolog(xs);
 
@@ -1225,8 +1227,12 @@ static void xs_push(struct xs *xs)
 	}
 	if (xs->lex_bad == XS_NO_STR)
 		xs_lex(xs);
-	while (xs->halt == XS_RUNNING && xs->xml_fed < xs->lex_safe) {
-		size_t n = xs->lex_safe - xs->xml_fed;
+	/* Before refusing what the lexer found, let libxml2 judge the text in
+	 * front of it: it parses text only once a '<' follows (or 300 bytes
+	 * wait), so hand it that '<' too. It cannot complete anything with it. */
+	upto = xs->lex_bad == XS_NO_STR ? xs->lex_safe : xs->lex_bad + 1;
+	while (xs->halt == XS_RUNNING && xs->xml_fed < upto) {
+		size_t n = upto - xs->xml_fed;
 		const char *p = xs->buf + (xs->xml_fed - xs->base);
 		int rc;
 
@@ -1238,7 +1244,6 @@ static void xs_push(struct xs *xs)
 		    (xs->parser->wellFormed == 0 || xs->parser->instate == XML_PARSER_EOF))
 			xs_fail(xs, XS_ERR_NOT_WELL_FORMED, "parser error");
 	}
-	/* after whatever came before the tag */
 	if (xs->lex_bad != XS_NO_STR)
 		xs_fail(xs, xs->lex_err, xs->lex_why);
 	if (xs->halt != XS_RUNNING)

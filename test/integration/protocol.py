@@ -181,14 +181,27 @@ class Conn:
                 return self.buf
         raise Fail("connection closed unexpectedly; got %r" % short(self.buf))
 
-    def starttls(self, sni):
+    def starttls(self, sni, ca=None, server_hostname=None):
+        """TLS on this connection; with ca, the relay's certificate must
+        verify against it for server_hostname (default: sni)."""
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-        ctx.check_hostname = False
-        ctx.verify_mode = ssl.CERT_NONE
+        if ca:
+            ctx.load_verify_locations(ca)
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_REQUIRED
+        else:
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
         if self.buf:
             raise Fail("bytes after <proceed/>: %r" % short(self.buf))
         self.sock.settimeout(READ_TIMEOUT)
         self.sock = ctx.wrap_socket(self.sock, server_hostname=sni)
+        if ca:
+            name = server_hostname or sni
+            cert = self.sock.getpeercert()
+            sans = [v for k, v in cert.get("subjectAltName", ()) if k == "DNS"]
+            if name not in sans:
+                raise Fail("relay presented a certificate for %r, not %r" % (sans, name))
 
     def close(self):
         try:
@@ -457,6 +470,7 @@ class Suite:
         self.a = MockLeaf("a.example", (args.leaf_a, 5269), args.cert, args.key)
         self.b = MockLeaf("b.example", (args.leaf_b, 5269), args.cert, args.key)
         self.conns = []
+        self.args = args
 
     def conn(self, *a, **kw):
         c = Conn(self.relay, *a, **kw)
@@ -710,6 +724,53 @@ class Suite:
         if "stream:error" in c.buf or c.eof:
             raise Fail("inbound stream broken: %r" % short(c.buf))
 
+    # 15: XEP-0368 direct TLS; the enclave CA issues for the SNI name
+    def case_direct_tls_sni(self):
+        host, port = self.relay
+        c = self.conn()
+        c.sock.close()
+        c.sock = socket.create_connection((host, port + 1), timeout=3.0)
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.load_verify_locations(self.args.ca)
+        ctx.check_hostname = True
+        ctx.set_alpn_protocols(["xmpp-server"])
+        c.sock = ctx.wrap_socket(c.sock, server_hostname="x.sub.b.example")
+        if c.sock.selected_alpn_protocol() != "xmpp-server":
+            raise Fail("ALPN not negotiated: %r" % c.sock.selected_alpn_protocol())
+        c.send(header("a.example", "x.sub.b.example"))
+        read_header(c)
+        feats = read_features(c)
+        if "starttls" in feats or NS_DB_FEATURE not in feats:
+            raise Fail("direct TLS features should be dialback without STARTTLS: %r" % feats)
+
+    # 16: the CA never issues for a domain without a route
+    def case_direct_tls_unrouted(self):
+        host, port = self.relay
+        c = self.conn()
+        c.sock.close()
+        c.sock = socket.create_connection((host, port + 1), timeout=3.0)
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.load_verify_locations(self.args.ca)
+        ctx.check_hostname = True
+        try:
+            c.sock = ctx.wrap_socket(c.sock, server_hostname="nowhere.example")
+        except ssl.SSLCertVerificationError:
+            return  # the default certificate, not one for nowhere.example
+        raise Fail("the relay presented a certificate valid for an unrouted domain")
+
+    # 17: STARTTLS without SNI: the certificate is chosen by the stream 'to'
+    def case_starttls_cert_by_to(self):
+        c = self.conn()
+        c.send(header("a.example", "y.b.example"))
+        read_header(c)
+        read_features(c)
+        c.send(STARTTLS)
+        c.read_until(PROCEED, what="<proceed/>")
+        c.starttls(None, ca=self.args.ca, server_hostname="y.b.example")
+        c.send(header("a.example", "y.b.example"))
+        read_header(c)
+        read_features(c)
+
     # 14
     def case_relay_survives(self):
         c = self.conn()
@@ -735,6 +796,9 @@ class Suite:
         ("unsolicited-dialback-answer", case_unsolicited_dialback_answer),
         ("db-verify-answered", case_db_verify_answered),
         ("next-hop-down-bounce", case_next_hop_down_bounce),
+        ("direct-tls-sni", case_direct_tls_sni),
+        ("direct-tls-unrouted", case_direct_tls_unrouted),
+        ("starttls-cert-by-to", case_starttls_cert_by_to),
         ("relay-survives", case_relay_survives),
     ]
 
@@ -770,6 +834,7 @@ def main():
     p.add_argument("--secret", required=True)
     p.add_argument("--cert", required=True, help="PEM certificate for the mock leaves")
     p.add_argument("--key", required=True)
+    p.add_argument("--ca", required=True, help="the enclave CA the relay issues from")
     p.add_argument("cases", nargs="*", help="run only these cases")
     args = p.parse_args()
     suite = Suite(args)
