@@ -25,6 +25,7 @@ trap 'rm -rf "$tmp"' EXIT
 trap 'exit 1' HUP INT TERM
 
 # A self-signed certificate and its key, with certtool (gnutls-bin) or openssl.
+# It is also a CA certificate, so it can stand in for an enclave CA.
 if command -v certtool >/dev/null 2>&1; then
 	cat >"$tmp/cert.tmpl" <<-TMPL
 	cn = "relay.example"
@@ -32,6 +33,8 @@ if command -v certtool >/dev/null 2>&1; then
 	expiration_days = 2
 	tls_www_server
 	signing_key
+	ca
+	cert_signing_key
 	TMPL
 	certtool --generate-privkey --key-type=ecdsa --outfile "$tmp/key.gen" >"$tmp/gen.log" 2>&1
 	certtool --generate-self-signed --load-privkey "$tmp/key.gen" --template "$tmp/cert.tmpl" \
@@ -39,6 +42,7 @@ if command -v certtool >/dev/null 2>&1; then
 elif command -v openssl >/dev/null 2>&1; then
 	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
 		-subj /CN=relay.example -addext subjectAltName=DNS:relay.example \
+		-addext basicConstraints=critical,CA:TRUE \
 		-keyout "$tmp/key.gen" -out "$tmp/cert.gen" >"$tmp/gen.log" 2>&1
 else
 	echo "check-examples: need certtool (gnutls-bin) or openssl to make a test certificate" >&2
