@@ -9,14 +9,11 @@
 
 #include <uv.h>
 
-#include "ca.h"
 #include "config.h"
 #include "log.h"
 #include "net.h"
-#include "route.h"
+#include "runtime.h"
 #include "s2s.h"
-#include "store.h"
-#include "tls.h"
 
 #define DEFAULT_CONFIG "/etc/xtrunk/xtrunkd.conf"
 
@@ -30,36 +27,8 @@ static struct listener *listeners; /* owned array */
 static size_t nlisteners;
 static uv_signal_t sig_term, sig_int, sig_hup;
 static int stopping;
-
-static int is_routed(void *ctx, const char *domain)
-{
-	const struct config *cfg = ctx;
-
-	return route_lookup(cfg->routes, domain) != NULL;
-}
-
-/* The certificate store and enclave CA, when configured. */
-static int load_store(struct config *cfg, struct store **out, char *err, size_t errlen)
-{
-	struct store_params p = {0};
-	struct ca *ca = NULL;
-	int rc;
-
-	*out = NULL;
-	if (cfg->tls_store == NULL && cfg->tls_ca_certificate == NULL)
-		return 0;
-	if (cfg->tls_ca_certificate != NULL &&
-	    ca_load(cfg->tls_ca_certificate, cfg->tls_ca_key, &ca, err, errlen) < 0)
-		return -EINVAL;
-	p.dir = cfg->tls_store;
-	p.ca = ca;
-	p.routed = is_routed;
-	p.routed_ctx = cfg;
-	p.lifetime = cfg->tls_issue_lifetime;
-	rc = store_load(&p, out, err, errlen);
-	ca_unref(ca); /* the store holds its own reference */
-	return rc;
-}
+static const char *config_path;
+static struct runtime *current; /* ref */
 
 static void usage(void)
 {
@@ -129,11 +98,38 @@ static void close_all(void)
 	}
 }
 
+static int listeners_same(const struct config *a, const struct config *b)
+{
+	size_t i;
+
+	if (a->nlisten != b->nlisten)
+		return 0;
+	for (i = 0; i < a->nlisten; i++)
+		if (a->listen[i].port != b->listen[i].port ||
+		    a->listen[i].direct_tls != b->listen[i].direct_tls ||
+		    strcmp(a->listen[i].address, b->listen[i].address) != 0)
+			return 0;
+	return 1;
+}
+
 static void on_signal(uv_signal_t *h, int signum)
 {
 	if (signum == SIGHUP) {
-		log_warn("event=reload-unsupported reason=\"SIGHUP reload is not implemented yet; "
-			 "restart to apply a new configuration\"");
+		char err[1024];
+		struct runtime *rt;
+
+		if (stopping)
+			return;
+		rt = runtime_load(config_path, current, err, sizeof(err));
+		if (rt == NULL) {
+			log_err("event=reload-failed keeping=old-configuration error=\"%s\"", err);
+			return;
+		}
+		if (!listeners_same(current->cfg, rt->cfg))
+			log_warn("event=reload-partial reason=\"listen changes need a restart\"");
+		s2s_reload(rt);
+		runtime_unref(current);
+		current = rt;
 		return;
 	}
 	if (stopping)
@@ -148,9 +144,6 @@ int main(int argc, char **argv)
 {
 	const char *path = DEFAULT_CONFIG;
 	int foreground = 0, test = 0, keys = 0, debug = 0, opt, rc;
-	struct config *cfg = NULL;
-	struct tls_creds *server_creds = NULL;
-	struct store *store = NULL;
 	char err[1024] = "";
 	uv_loop_t loop;
 
@@ -184,35 +177,16 @@ int main(int argc, char **argv)
 			printf("%s\n", k->path);
 		return 0;
 	}
-	if (config_load(path, &cfg, err, sizeof(err)) < 0) {
+	config_path = path;
+	current = runtime_load(path, NULL, err, sizeof(err));
+	if (current == NULL) {
 		fprintf(stderr, "xtrunkd: %s\n", err);
 		return 1;
 	}
-	if (tls_set_priority(cfg->tls_priority, err, sizeof(err)) < 0 ||
-	    load_store(cfg, &store, err, sizeof(err)) < 0) {
-		fprintf(stderr, "xtrunkd: %s: tls: %s\n", path, err);
-		config_unref(cfg);
-		return 1;
-	}
-	if (cfg->tls_inbound != CFG_TLS_NONE &&
-	    tls_creds_server(cfg->tls_certificate, cfg->tls_key, store, &server_creds, err,
-			     sizeof(err)) < 0) {
-		fprintf(stderr, "xtrunkd: %s: tls: %s\n", path, err);
-		store_unref(store);
-		config_unref(cfg);
-		return 1;
-	}
 	if (test) {
-		rc = s2s_init(cfg, server_creds, store, err, sizeof(err));
-		if (rc < 0)
-			fprintf(stderr, "xtrunkd: %s: peers: %s\n", path, err);
-		else
-			printf("%s: configuration OK\n", path);
-		s2s_free();
-		tls_creds_free(server_creds);
-		store_unref(store);
-		config_unref(cfg);
-		return rc < 0 ? 1 : 0;
+		printf("%s: configuration OK\n", path);
+		runtime_unref(current);
+		return 0;
 	}
 	log_init(foreground, debug);
 	signal(SIGPIPE, SIG_IGN);
@@ -221,31 +195,27 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	net_set_loop(&loop);
-	if (s2s_init(cfg, server_creds, store, err, sizeof(err)) < 0) {
-		fprintf(stderr, "xtrunkd: %s: peers: %s\n", path, err);
-		return 1;
-	}
+	s2s_init(current);
 	uv_signal_init(&loop, &sig_term);
 	uv_signal_init(&loop, &sig_int);
 	uv_signal_init(&loop, &sig_hup);
 	uv_signal_start(&sig_term, on_signal, SIGTERM);
 	uv_signal_start(&sig_int, on_signal, SIGINT);
 	uv_signal_start(&sig_hup, on_signal, SIGHUP);
-	rc = listen_all(&loop, cfg);
+	rc = listen_all(&loop, current->cfg);
 	if (rc < 0) {
 		close_all();
 		uv_run(&loop, UV_RUN_DEFAULT);
 		uv_loop_close(&loop);
 		return 1;
 	}
-	log_info("event=started config=%s listeners=%zu peers=%zu", path, nlisteners, cfg->npeers);
+	log_info("event=started config=%s listeners=%zu peers=%zu", path, nlisteners,
+		 current->cfg->npeers);
 	uv_run(&loop, UV_RUN_DEFAULT);
 	rc = uv_loop_close(&loop);
 	log_info("event=stopped loop-close=%d", rc);
 	free(listeners);
 	s2s_free();
-	tls_creds_free(server_creds);
-	store_unref(store);
-	config_unref(cfg);
+	runtime_unref(current);
 	return 0;
 }

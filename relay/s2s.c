@@ -50,6 +50,7 @@
 #include "log.h"
 #include "net.h"
 #include "route.h"
+#include "runtime.h"
 #include "tls.h"
 #include "xmlstream.h"
 
@@ -104,7 +105,8 @@ struct stream {
 	enum s2s_state state;
 	struct net_conn *conn; /* owned until on_closed */
 	struct xs *xs;	       /* owned */
-	struct config *cfg;    /* ref: the snapshot this stream started with */
+	struct runtime *rt;    /* ref: the snapshot this stream started with */
+	struct config *cfg;    /* borrowed from rt */
 	int tls;	       /* TLS is up */
 	int header_sent;
 	int restart;		     /* after this feed: xs_reset (stream restart) */
@@ -128,12 +130,7 @@ struct stream {
 };
 
 static struct {
-	struct config *cfg;		      /* ref */
-	struct tls_creds *server_creds;	      /* borrowed */
-	struct tls_creds **peer_creds;	      /* owned array, one per peer */
-	gnutls_x509_trust_list_t *peer_trust; /* owned array: per peer ca_file, or NULL */
-	gnutls_x509_trust_list_t trust; /* owned or NULL: tls.trust, for peers without ca_file */
-	size_t npeer_creds;
+	struct runtime *rt;	/* ref: the current snapshot, for new streams and routing */
 	struct stream *streams; /* the list; each stream is owned by its connection */
 	unsigned next_serial;
 	struct xs_limits limits;
@@ -334,12 +331,12 @@ static int norm(const char *v, char *out)
 /* The certificate policy for a peer: its own anchors (ca_file) or the
  * global tls.trust, its pins and CN setting. 0 if the peer's certificates
  * can be checked at all, -ENOKEY when nothing is configured to check them. */
-static int peer_policy(int peer, struct ident_policy *p)
+static int peer_policy(const struct runtime *rt, int peer, struct ident_policy *p)
 {
-	const struct cfg_peer *cp = &g.cfg->peers[peer];
+	const struct cfg_peer *cp = &rt->cfg->peers[peer];
 
 	memset(p, 0, sizeof(*p));
-	p->trust = g.peer_trust[peer] != NULL ? g.peer_trust[peer] : g.trust;
+	p->trust = rt->peer_trust[peer] != NULL ? rt->peer_trust[peer] : rt->trust;
 	p->pins = (const unsigned char(*)[IDENT_PIN_LEN])cp->pins;
 	p->npins = cp->npins;
 	p->allow_cn = cp->allow_cn;
@@ -360,7 +357,7 @@ static int in_cert_ok(struct stream *s, const char *domain, char *why, size_t wh
 		snprintf(why, whylen, "no route for the domain");
 		return 0;
 	}
-	if (peer_policy(r->peer, &pol) < 0) {
+	if (peer_policy(s->rt, r->peer, &pol) < 0) {
 		snprintf(why, whylen, "no trust anchors or pins for peer %s",
 			 s->cfg->peers[r->peer].name);
 		return 0;
@@ -400,7 +397,7 @@ static void stream_free(struct stream *s)
 		free(v);
 	}
 	xs_free(s->xs);
-	config_unref(s->cfg);
+	runtime_unref(s->rt);
 	free(s);
 }
 
@@ -451,7 +448,7 @@ static void out_fail(struct stream *s, const char *condition, const char *why)
 			/* the bounce goes from the original 'to' domain back to the sender */
 			if (jid_domain(q->to, fd, sizeof(fd)) >= 0 &&
 			    jid_domain(q->from, td, sizeof(td)) >= 0 &&
-			    (r = route_lookup(s->cfg->routes, td)) != NULL) {
+			    (r = route_lookup(g.rt->cfg->routes, td)) != NULL) {
 				log_info("event=bounce kind=%s id=%s from=%s to=%s condition=%s",
 					 q->name, q->id ? q->id : "-", fd, td, condition);
 				forward(r->peer, fd, td, buf, (size_t)len, NULL);
@@ -551,8 +548,8 @@ static void out_on_connected(void *ctx, int status)
 		/* XEP-0368: TLS first, SNI = the target domain; the header
 		 * follows the handshake (out_on_tls) */
 		s->state = ST_TLS;
-		if (net_start_tls_client(s->conn, g.peer_creds[s->peer], s->remote, s->local, 1) <
-		    0)
+		if (net_start_tls_client(s->conn, s->rt->peer_creds[s->peer], s->remote, s->local,
+					 1) < 0)
 			out_fail(s, "remote-server-timeout", "cannot start direct TLS");
 		return;
 	}
@@ -767,7 +764,7 @@ static void out_on_tls(void *ctx, int status)
 	}
 	struct ident_policy pol;
 	char why[128] = "";
-	int checked = peer_policy(s->peer, &pol) == 0;
+	int checked = peer_policy(s->rt, s->peer, &pol) == 0;
 
 	if (checked && net_tls_check(s->conn, identity, &pol, why, sizeof(why)) != IDENT_OK) {
 		char reason[200];
@@ -791,8 +788,8 @@ static struct stream *out_find(int peer, const char *from, const char *to)
 	struct stream *s;
 
 	for (s = g.streams; s != NULL; s = s->next)
-		if (s->dir == DIR_OUT && s->state != ST_CLOSING && s->peer == peer &&
-		    strcmp(s->local, from) == 0 && strcmp(s->remote, to) == 0)
+		if (s->dir == DIR_OUT && s->state != ST_CLOSING && s->rt == g.rt &&
+		    s->peer == peer && strcmp(s->local, from) == 0 && strcmp(s->remote, to) == 0)
 			return s;
 	return NULL;
 }
@@ -814,7 +811,7 @@ static const struct xs_callbacks stream_xs_cb;
 
 static struct stream *out_get(int peer, const char *from, const char *to)
 {
-	const struct cfg_peer *p = &g.cfg->peers[peer];
+	const struct cfg_peer *p = &g.rt->cfg->peers[peer];
 	struct stream *s = out_find(peer, from, to);
 
 	if (s != NULL)
@@ -825,7 +822,8 @@ static struct stream *out_get(int peer, const char *from, const char *to)
 	s->dir = DIR_OUT;
 	s->state = ST_CONNECT;
 	s->peer = peer;
-	s->cfg = config_ref(g.cfg);
+	s->rt = runtime_ref(g.rt);
+	s->cfg = s->rt->cfg;
 	s->qtail = &s->qhead;
 	snprintf(s->local, sizeof(s->local), "%s", from);
 	snprintf(s->remote, sizeof(s->remote), "%s", to);
@@ -876,7 +874,7 @@ static void forward(int peer, const char *from_dom, const char *to_dom, const ch
 			int n =
 			    bounce_build(b, "resource-constraint", "wait",
 					 "xtrunk: queue toward next hop is full", buf, sizeof(buf));
-			const struct route *r = route_lookup(s->cfg->routes, from_dom);
+			const struct route *r = route_lookup(g.rt->cfg->routes, from_dom);
 
 			if (n > 0 && r != NULL)
 				forward(r->peer, to_dom, from_dom, buf, (size_t)n, NULL);
@@ -926,7 +924,8 @@ static void forward(int peer, const char *from_dom, const char *to_dom, const ch
 
 static void in_send_features(struct stream *s)
 {
-	int offer_tls = !s->tls && g.server_creds != NULL && s->cfg->tls_inbound != CFG_TLS_NONE;
+	int offer_tls =
+	    !s->tls && s->rt->server_creds != NULL && s->cfg->tls_inbound != CFG_TLS_NONE;
 
 	swrites(s, "<stream:features>");
 	if (offer_tls)
@@ -1008,7 +1007,7 @@ static void in_on_db_result(struct stream *s, const struct xs_stanza *st)
 			t, f);
 		return;
 	}
-	r = route_lookup(s->cfg->routes, from);
+	r = route_lookup(g.rt->cfg->routes, from);
 	if (r == NULL) {
 		slog(s, "event=dialback-refused from=%s to=%s reason=no-route-for-sender", from,
 		     to);
@@ -1146,7 +1145,7 @@ static void in_on_xmpp(struct stream *s, const struct xs_stanza *st)
 		stream_error(s, cond, NULL);
 		return;
 	}
-	r = route_lookup(s->cfg->routes, to);
+	r = route_lookup(g.rt->cfg->routes, to);
 	if (r == NULL) { /* routes cannot change under a stream, but be safe */
 		stream_error(s, "host-unknown", NULL);
 		return;
@@ -1237,7 +1236,7 @@ static void in_on_stanza(struct stream *s, const struct xs_stanza *st)
 		return;
 	}
 	if (strcmp(st->ns, NS_TLS) == 0 && strcmp(st->name, "starttls") == 0) {
-		if (s->tls || g.server_creds == NULL || s->cfg->tls_inbound == CFG_TLS_NONE) {
+		if (s->tls || s->rt->server_creds == NULL || s->cfg->tls_inbound == CFG_TLS_NONE) {
 			swrites(s, "<failure xmlns='" NS_TLS "'/></stream:stream>");
 			stream_close(s);
 			return;
@@ -1387,9 +1386,9 @@ static void on_data(void *ctx, const char *data, size_t len)
 		xs_reset(s->xs);
 		s->state = ST_TLS;
 		if (s->dir == DIR_IN)
-			rc = net_start_tls_server(s->conn, g.server_creds, s->local, 0);
+			rc = net_start_tls_server(s->conn, s->rt->server_creds, s->local, 0);
 		else
-			rc = net_start_tls_client(s->conn, g.peer_creds[s->peer], s->remote,
+			rc = net_start_tls_client(s->conn, s->rt->peer_creds[s->peer], s->remote,
 						  s->local, 0);
 		if (rc < 0) {
 			if (s->dir == DIR_OUT)
@@ -1455,7 +1454,8 @@ void s2s_accept(void *uv_server, int direct)
 		return;
 	s->dir = DIR_IN;
 	s->state = ST_HEADER;
-	s->cfg = config_ref(g.cfg);
+	s->rt = runtime_ref(g.rt);
+	s->cfg = s->rt->cfg;
 	s->xs = xs_new(&stream_xs_cb, s, &g.limits);
 	s->authz = authz_new(MAX_PAIRS);
 	if (s->xs == NULL || s->authz == NULL) {
@@ -1474,58 +1474,35 @@ void s2s_accept(void *uv_server, int direct)
 	if (direct) {
 		/* XEP-0368: the certificate is chosen by SNI alone */
 		s->state = ST_TLS;
-		if (g.server_creds == NULL ||
-		    net_start_tls_server(s->conn, g.server_creds, NULL, 1) < 0) {
+		if (s->rt->server_creds == NULL ||
+		    net_start_tls_server(s->conn, s->rt->server_creds, NULL, 1) < 0) {
 			s->state = ST_CLOSING;
 			net_close(s->conn);
 		}
 	}
 }
 
-/* Anchors from a PEM file into a new trust list. */
-static int load_trust(const char *file, gnutls_x509_trust_list_t *out, char *err, unsigned errlen)
+void s2s_init(struct runtime *rt)
 {
-	int n;
-
-	if (gnutls_x509_trust_list_init(out, 0) < 0)
-		return -ENOMEM;
-	n = gnutls_x509_trust_list_add_trust_file(*out, file, NULL, GNUTLS_X509_FMT_PEM, 0, 0);
-	if (n <= 0) {
-		snprintf(err, errlen, "%s: no CA certificate loaded (%s); give a PEM file", file,
-			 n < 0 ? gnutls_strerror(n) : "the file holds none");
-		gnutls_x509_trust_list_deinit(*out, 1);
-		*out = NULL;
-		return -EINVAL;
-	}
-	return 0;
+	g.rt = runtime_ref(rt);
+	g.limits.max_stanza_size = rt->cfg->max_stanza_size;
 }
 
-int s2s_init(struct config *cfg, struct tls_creds *server_creds, struct store *store, char *err,
-	     unsigned errlen)
+void s2s_reload(struct runtime *rt)
 {
-	size_t i;
+	struct runtime *old = g.rt;
+	struct stream *s;
+	size_t in = 0, out = 0;
 
-	g.cfg = config_ref(cfg);
-	g.server_creds = server_creds;
-	g.limits.max_stanza_size = cfg->max_stanza_size;
-	g.peer_creds = calloc(cfg->npeers ? cfg->npeers : 1, sizeof(*g.peer_creds));
-	if (g.peer_creds == NULL)
-		return -ENOMEM;
-	g.peer_trust = calloc(cfg->npeers ? cfg->npeers : 1, sizeof(*g.peer_trust));
-	if (g.peer_trust == NULL)
-		return -ENOMEM;
-	g.npeer_creds = cfg->npeers;
-	for (i = 0; i < cfg->npeers; i++) {
-		if (tls_creds_client(cfg->peers[i].ca_file, store, &g.peer_creds[i], err, errlen) <
-		    0)
-			return -EINVAL;
-		if (cfg->peers[i].ca_file != NULL &&
-		    load_trust(cfg->peers[i].ca_file, &g.peer_trust[i], err, errlen) < 0)
-			return -EINVAL;
-	}
-	if (cfg->tls_trust != NULL && load_trust(cfg->tls_trust, &g.trust, err, errlen) < 0)
-		return -EINVAL;
-	return 0;
+	g.rt = runtime_ref(rt);
+	g.limits.max_stanza_size = rt->cfg->max_stanza_size;
+	for (s = g.streams; s != NULL; s = s->next)
+		s->dir == DIR_IN ? in++ : out++;
+	/* Streams keep the snapshot they started with; new streams, routing
+	 * and the outbound pool use the new one. */
+	log_info("event=reloaded routes=%zu peers=%zu streams-in=%zu streams-out=%zu",
+		 route_count(rt->cfg->routes), rt->cfg->npeers, in, out);
+	runtime_unref(old);
 }
 
 void s2s_shutdown(void)
@@ -1541,19 +1518,6 @@ void s2s_shutdown(void)
 
 void s2s_free(void)
 {
-	size_t i;
-	for (i = 0; i < g.npeer_creds; i++) {
-		tls_creds_free(g.peer_creds[i]);
-		if (g.peer_trust != NULL && g.peer_trust[i] != NULL)
-			gnutls_x509_trust_list_deinit(g.peer_trust[i], 1);
-	}
-	free(g.peer_creds);
-	free(g.peer_trust);
-	g.peer_creds = NULL;
-	g.peer_trust = NULL;
-	if (g.trust != NULL)
-		gnutls_x509_trust_list_deinit(g.trust, 1);
-	g.trust = NULL;
-	config_unref(g.cfg);
-	g.cfg = NULL;
+	runtime_unref(g.rt);
+	g.rt = NULL;
 }

@@ -6,16 +6,13 @@
 #ifndef XT_S2S_H
 #define XT_S2S_H
 
-struct config;
-struct tls_creds;
+struct runtime;
 
-/* cfg is referenced; server_creds is borrowed (NULL when tls.inbound is
- * "none"). Loads per-peer client credentials. 0 or -errno with err set. */
-struct store;
-/* store (borrowed, may be NULL) gives outbound streams their client
- * certificate for the stream 'from'. */
-int s2s_init(struct config *cfg, struct tls_creds *server_creds, struct store *store, char *err,
-	     unsigned errlen);
+/* Start with snapshot rt (referenced). */
+void s2s_init(struct runtime *rt);
+/* SIGHUP: new streams, routing and the outbound pool use rt from now on;
+ * established streams keep theirs. */
+void s2s_reload(struct runtime *rt);
 /* A listener has a pending connection (uv_server is a uv_stream_t *). */
 /* direct: the listener speaks XEP-0368 direct TLS. */
 void s2s_accept(void *uv_server, int direct);

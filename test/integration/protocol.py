@@ -27,6 +27,7 @@ import hashlib
 import hmac
 import os
 import re
+import signal
 import socket
 import ssl
 import sys
@@ -771,6 +772,69 @@ class Suite:
         read_header(c)
         read_features(c)
 
+    def hup(self, marker):
+        """SIGHUP the relay; wait for a log line containing marker."""
+        before = open(self.args.log).read().count(marker)
+        os.kill(self.args.relay_pid, signal.SIGHUP)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            log = open(self.args.log).read()
+            if log.count(marker) > before:
+                return log
+            time.sleep(0.05)
+        raise Fail("no %r in the relay log after SIGHUP" % marker)
+
+    # 18: a bad file on reload keeps the old configuration and says why
+    def case_reload_bad_config(self):
+        good = open(self.args.conf).read()
+        try:
+            with open(self.args.conf, "w") as f:
+                f.write(good.replace("limits = {", "limits = {\n\tidle_timout = 5;", 1))
+            log = self.hup("event=reload-failed")
+            line = [l for l in log.splitlines() if "event=reload-failed" in l][-1]
+            if "relay.conf:" not in line or "idle_timout" not in line:
+                raise Fail("reload error does not name file:line and key: %r" % line)
+        finally:
+            with open(self.args.conf, "w") as f:
+                f.write(good)
+        self.case_header_wildcard_route()  # still serving with the old table
+
+    # 19: a route added on reload is used; an established stream survives
+    def case_reload_route_added(self):
+        c = self.stream("a.example", "sub.b.example")
+        key = unique_key()
+        c.send("<db:result from='a.example' to='sub.b.example'>%s</db:result>" % key)
+        _, el = c.read_until(DBRES_RE, what="db:result answer")
+        if "valid" not in el:
+            raise Fail("dialback not valid: %s" % el)
+        x = self.conn()
+        x.send(header("a.example", "d.example"))
+        read_header(x)
+        expect_stream_error(x, "host-unknown")
+        good = open(self.args.conf).read()
+        try:
+            with open(self.args.conf, "w") as f:
+                f.write(good.replace("routes = (",
+                                     "routes = (\n\t{ domain = \"d.example\"; peer = \"leaf-b\"; },",
+                                     1))
+            self.hup("event=reloaded")
+        finally:
+            with open(self.args.conf, "w") as f:
+                f.write(good)
+        y = self.conn()
+        y.send(header("a.example", "d.example"))
+        read_header(y)
+        feats = read_features(y)
+        if "starttls" not in feats:
+            raise Fail("d.example not accepted after reload: %r" % feats)
+        # the stream from before the reload still forwards
+        msg = ("<message from='alice@a.example/r' to='bob@sub.b.example' id='r19'>"
+               "<body>after reload</body></message>")
+        c.send(msg)
+        if self.arrived_at(self.b, msg) is None:
+            raise Fail("the pre-reload stream no longer forwards")
+        self.hup("event=reloaded")  # back to the original table
+
     # 14
     def case_relay_survives(self):
         c = self.conn()
@@ -799,6 +863,8 @@ class Suite:
         ("direct-tls-sni", case_direct_tls_sni),
         ("direct-tls-unrouted", case_direct_tls_unrouted),
         ("starttls-cert-by-to", case_starttls_cert_by_to),
+        ("reload-bad-config", case_reload_bad_config),
+        ("reload-route-added", case_reload_route_added),
         ("relay-survives", case_relay_survives),
     ]
 
@@ -835,6 +901,9 @@ def main():
     p.add_argument("--cert", required=True, help="PEM certificate for the mock leaves")
     p.add_argument("--key", required=True)
     p.add_argument("--ca", required=True, help="the enclave CA the relay issues from")
+    p.add_argument("--relay-pid", type=int, required=True, help="for SIGHUP")
+    p.add_argument("--conf", required=True, help="the relay's config file (rewritten)")
+    p.add_argument("--log", required=True, help="the relay's log")
     p.add_argument("cases", nargs="*", help="run only these cases")
     args = p.parse_args()
     suite = Suite(args)

@@ -176,7 +176,8 @@ echo "# relay pid $relay_pid, directory $dir"
 
 # ---- the cases
 timeout -k 2 45 "$PY" "$here/protocol.py" --relay "$RELAY_ADDR:5269" --secret "$SECRET" \
-	--cert "$dir/leaf.pem" --key "$dir/leaf.key" --ca "$dir/ca.pem" >"$dir/cases.out" 2>"$dir/cases.err" &
+	--cert "$dir/leaf.pem" --key "$dir/leaf.key" --ca "$dir/ca.pem" \
+	--relay-pid "$relay_pid" --conf "$dir/relay.conf" --log "$dir/relay.log" >"$dir/cases.out" 2>"$dir/cases.err" &
 py_pid=$!
 wait "$py_pid"
 py_rc=$?
