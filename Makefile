@@ -66,6 +66,7 @@ check: test-deps
 	sh test/check-man.sh $(BUILD)/xtrunkd
 	sh test/integration/protocol.sh build-asan/xtrunkd
 	UBSAN_OPTIONS=halt_on_error=1 sh test/integration/run.sh build-asan/xtrunkd
+	sh test/integration/certs.sh build-asan/xtrunkd
 	sh test/integration/valgrind.sh $(BUILD)/xtrunkd
 
 demo: deps all

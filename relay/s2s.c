@@ -362,10 +362,18 @@ static int in_cert_ok(struct stream *s, const char *domain, char *why, size_t wh
 			 s->cfg->peers[r->peer].name);
 		return 0;
 	}
+	why[0] = '\0';
 	res = net_tls_check(
 	    s->conn,
 	    s->cfg->peers[r->peer].identity != NULL ? s->cfg->peers[r->peer].identity : domain,
 	    &pol, why, whylen);
+	if (res != IDENT_OK) {
+		/* a stable code first (for logs and tests), then the detail */
+		char detail[96];
+
+		snprintf(detail, sizeof(detail), "%s", why);
+		snprintf(why, whylen, "%s: %.80s", ident_result_str((enum ident_result)res), detail);
+	}
 	return res == IDENT_OK;
 }
 
@@ -766,13 +774,25 @@ static void out_on_tls(void *ctx, int status)
 	char why[128] = "";
 	int checked = peer_policy(s->rt, s->peer, &pol) == 0;
 
-	if (checked && net_tls_check(s->conn, identity, &pol, why, sizeof(why)) != IDENT_OK) {
-		char reason[200];
+	int res = checked ? net_tls_check(s->conn, identity, &pol, why, sizeof(why)) : IDENT_OK;
 
-		slog(s, "event=certificate-refused identity=%s reason=\"%s\"", identity, why);
-		snprintf(reason, sizeof(reason), "next hop certificate refused: %s", why);
+	if (res != IDENT_OK && p->auth == CFG_AUTH_CERTIFICATE) {
+		char reason[300];
+
+		slog(s, "event=certificate-refused identity=%s reason=\"%s: %s\"", identity,
+		     ident_result_str((enum ident_result)res), why);
+		snprintf(reason, sizeof(reason), "next hop certificate refused: %s: %s",
+			 ident_result_str((enum ident_result)res), why);
 		out_fail(s, "remote-server-timeout", reason);
 		return;
+	}
+	if (res != IDENT_OK) {
+		/* peers.auth = "any": dialback still authenticates us to the
+		 * next hop, whose address is configured, not looked up */
+		slog(s,
+		     "event=certificate-unverified identity=%s reason=\"%s: %s\" fallback=dialback",
+		     identity, ident_result_str((enum ident_result)res), why);
+		checked = 0;
 	}
 	s->tls = 1;
 	slog(s, "event=tls-up tls=%s verified=%s", net_tls_describe(s->conn),
@@ -1231,6 +1251,12 @@ static void in_on_sasl_auth(struct stream *s, const struct xs_stanza *st)
 
 static void in_on_stanza(struct stream *s, const struct xs_stanza *st)
 {
+	if (strcmp(st->ns, XS_NS_STREAM) == 0 && strcmp(st->name, "error") == 0) {
+		/* never answer a stream error with one (RFC 6120 4.9.1.1) */
+		slog(s, "event=peer-stream-error");
+		stream_close(s);
+		return;
+	}
 	if (strcmp(st->ns, NS_SASL) == 0 && strcmp(st->name, "auth") == 0) {
 		in_on_sasl_auth(s, st);
 		return;
