@@ -67,6 +67,7 @@ check: test-deps
 	sh test/integration/protocol.sh build-asan/xtrunkd
 	UBSAN_OPTIONS=halt_on_error=1 sh test/integration/run.sh build-asan/xtrunkd
 	sh test/integration/certs.sh build-asan/xtrunkd
+	sh test/integration/ejabberd.sh build-asan/xtrunkd
 	sh test/integration/valgrind.sh $(BUILD)/xtrunkd
 
 demo: deps all

@@ -4,7 +4,7 @@
 #   deps.sh test    plus what make check and make demo need (Prosody, slixmpp, ...)
 set -eu
 build="gcc make pkg-config libxml2-dev libgnutls28-dev libtasn1-6-dev libuv1-dev libconfig-dev"
-test="check prosody lua-unbound python3-slixmpp gnutls-bin dnsmasq-base iproute2 util-linux mandoc valgrind procps"
+test="check prosody ejabberd lua-unbound python3-slixmpp gnutls-bin dnsmasq-base iproute2 util-linux mandoc valgrind procps"
 case "${1:-build}" in
 build) want="$build $test" ;;
 test) want="$build $test" ;;
@@ -20,8 +20,9 @@ if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null
-# The Debian package starts a system Prosody; the tests and the demo run
-# their own instances and do not need it.
-if dpkg-query -W prosody >/dev/null 2>&1; then
-	$SUDO systemctl stop prosody 2>/dev/null || $SUDO service prosody stop 2>/dev/null || true
-fi
+# The Debian packages may start a system Prosody, ejabberd and epmd; the
+# tests and the demo run their own instances on loopback addresses and must
+# not meet those on the same ports.
+for svc in prosody ejabberd epmd.socket epmd; do
+	$SUDO systemctl stop "$svc" 2>/dev/null || $SUDO service "$svc" stop 2>/dev/null || true
+done
