@@ -23,6 +23,7 @@ Prints one line per case, "ok NAME" or "FAIL NAME: why"; exits 0 only if
 every case passed. Every wait has a timeout; the caller bounds the run. """
 
 import argparse
+import base64
 import hashlib
 import hmac
 import os
@@ -182,7 +183,7 @@ class Conn:
                 return self.buf
         raise Fail("connection closed unexpectedly; got %r" % short(self.buf))
 
-    def starttls(self, sni, ca=None, server_hostname=None):
+    def starttls(self, sni, ca=None, server_hostname=None, client_cert=None):
         """TLS on this connection; with ca, the relay's certificate must
         verify against it for server_hostname (default: sni)."""
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
@@ -193,6 +194,8 @@ class Conn:
         else:
             ctx.check_hostname = False
             ctx.verify_mode = ssl.CERT_NONE
+        if client_cert:
+            ctx.load_cert_chain(*client_cert)
         if self.buf:
             raise Fail("bytes after <proceed/>: %r" % short(self.buf))
         self.sock.settimeout(READ_TIMEOUT)
@@ -238,7 +241,7 @@ def read_features(c, timeout=READ_TIMEOUT):
     return text[:-len("</stream:features>")]
 
 
-def open_stream(relay, frm="a.example", to="sub.b.example", tls=True):
+def open_stream(relay, frm="a.example", to="sub.b.example", tls=True, client_cert=None):
     """Header, features, STARTTLS, restart. Returns the connection with
     stream_id = the relay's id on the (post-TLS) stream."""
     c = Conn(relay)
@@ -252,7 +255,7 @@ def open_stream(relay, frm="a.example", to="sub.b.example", tls=True):
                 raise Fail("no STARTTLS offered: %r" % short(feats))
             c.send(STARTTLS)
             c.read_until(PROCEED, what="<proceed/>")
-            c.starttls(to)
+            c.starttls(to, client_cert=client_cert)
             c.send(header(frm, to))
             h = read_header(c)
             c.features = read_features(c)
@@ -835,6 +838,58 @@ class Suite:
             raise Fail("the pre-reload stream no longer forwards")
         self.hup("event=reloaded")  # back to the original table
 
+    def cert_stream(self):
+        return self.stream("a.example", "sub.b.example",
+                           client_cert=(self.args.cert, self.args.key))
+
+    # 20: XEP-0178: EXTERNAL offered when the certificate verifies; success,
+    # restart, stanzas flow
+    def case_sasl_external(self):
+        c = self.cert_stream()
+        if "<mechanism>EXTERNAL</mechanism>" not in c.features:
+            raise Fail("EXTERNAL not offered to a verified certificate: %r" % c.features)
+        c.send("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='EXTERNAL'>%s</auth>"
+               % base64.b64encode(b"a.example").decode())
+        c.read_until("<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>", what="<success/>")
+        c.send(header("a.example", "sub.b.example"))
+        read_header(c)
+        feats = read_features(c)
+        if "EXTERNAL" in feats:
+            raise Fail("EXTERNAL offered again after success: %r" % feats)
+        msg = ("<message from='alice@a.example/r' to='bob@sub.b.example' id='s20'>"
+               "<body>by certificate</body></message>")
+        c.send(msg)
+        if self.arrived_at(self.b, msg) is None:
+            raise Fail("message after SASL EXTERNAL did not reach leaf-b")
+
+    # 21: XEP-0178: a wrong authzid fails, the stream stays usable for dialback
+    def case_sasl_wrong_authzid(self):
+        c = self.cert_stream()
+        c.send("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='EXTERNAL'>%s</auth>"
+               % base64.b64encode(b"b.example").decode())
+        c.read_until("<failure xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><invalid-authzid/>",
+                     what="<failure><invalid-authzid/>")
+        c.expect_open(0.3)
+
+    # 22: no EXTERNAL without a client certificate
+    def case_sasl_not_offered(self):
+        c = self.stream("a.example", "sub.b.example")
+        if "EXTERNAL" in c.features:
+            raise Fail("EXTERNAL offered without a client certificate: %r" % c.features)
+
+    # 23: XEP-0344: a db:result for the domain the certificate covers is
+    # valid at once, with no db:verify sent to the authoritative server
+    def case_dialback_without_dialing_back(self):
+        c = self.cert_stream()
+        key = unique_key()
+        el = dialback(c, "a.example", "sub.b.example", key)
+        want = "<db:result type='valid' from='sub.b.example' to='a.example'/>"
+        if not same_el(el, want):
+            raise Fail("expected %s, got %s" % (want, el))
+        time.sleep(0.3)
+        if [x for x in self.a.verifies if x[1] == key]:
+            raise Fail("a db:verify was sent although the certificate vouched for a.example")
+
     # 14
     def case_relay_survives(self):
         c = self.conn()
@@ -865,6 +920,10 @@ class Suite:
         ("starttls-cert-by-to", case_starttls_cert_by_to),
         ("reload-bad-config", case_reload_bad_config),
         ("reload-route-added", case_reload_route_added),
+        ("sasl-external", case_sasl_external),
+        ("sasl-wrong-authzid", case_sasl_wrong_authzid),
+        ("sasl-not-offered", case_sasl_not_offered),
+        ("dialback-without-dialing-back", case_dialback_without_dialing_back),
         ("relay-survives", case_relay_survives),
     ]
 

@@ -143,7 +143,7 @@ listen = ( { address = "$RELAY_ADDR"; port = 5269; },
 	   { address = "$RELAY_ADDR"; port = 5270; direct_tls = true; } );
 dialback_secret = "$SECRET";
 tls = { certificate = "$dir/relay.pem"; key = "$dir/relay.key"; inbound = "required";
-	ca_certificate = "$dir/ca.pem"; ca_key = "$dir/ca.key"; };
+	ca_certificate = "$dir/ca.pem"; ca_key = "$dir/ca.key"; trust = "$dir/ca.pem"; };
 limits = { connect_timeout = 2; handshake_timeout = 5; };
 peers = (
 	{ name = "leaf-a"; host = "127.0.0.21"; port = 5269; tls = "optional"; },

@@ -279,6 +279,55 @@ START_TEST(test_tickets_then_data)
 }
 END_TEST
 
+/* TLS 1.2 is the floor even when the configured priority string allows
+ * TLS 1.1: a TLS 1.1-only client fails the handshake; a bad string is
+ * refused with a message. */
+START_TEST(test_tls11_refused)
+{
+	struct tls_creds *sc;
+	struct end *srv = calloc(1, sizeof(*srv));
+	struct raw *r = calloc(1, sizeof(*r));
+	gnutls_certificate_credentials_t x509;
+	char err[256];
+	int rc = GNUTLS_E_AGAIN, i, srv_rc = 0;
+
+	make_cert();
+	ck_assert_int_eq(tls_set_priority("NORMAL:+VERS-TLS1.1:+VERS-TLS1.0", err, sizeof(err)), 0);
+	ck_assert_int_eq(tls_set_priority("NORMAL:+NOT-A-THING", err, sizeof(err)), -EINVAL);
+	ck_assert(strstr(err, "tls.priority") != NULL);
+	ck_assert_int_eq(tls_creds_server(cert_path, key_path, NULL, &sc, err, sizeof(err)), 0);
+	srv->t = tls_server_new(sc, NULL, &cb, srv);
+	ck_assert_int_eq(gnutls_certificate_allocate_credentials(&x509), 0);
+	ck_assert_int_eq(gnutls_init(&r->s, GNUTLS_CLIENT | GNUTLS_NONBLOCK), 0);
+	ck_assert_int_eq(gnutls_priority_set_direct(r->s, "NORMAL:-VERS-ALL:+VERS-TLS1.1", NULL),
+			 0);
+	ck_assert_int_eq(gnutls_credentials_set(r->s, GNUTLS_CRD_CERTIFICATE, x509), 0);
+	gnutls_transport_set_ptr(r->s, r);
+	gnutls_transport_set_pull_function(r->s, raw_pull);
+	gnutls_transport_set_push_function(r->s, raw_push);
+	for (i = 0; i < 6 && rc == GNUTLS_E_AGAIN && srv_rc == 0; i++) {
+		r->in = srv->out.buf;
+		r->in_len = srv->out.len;
+		rc = gnutls_handshake(r->s);
+		srv->out.len = 0;
+		if (r->out.len > 0) {
+			srv_rc = tls_feed(srv->t, r->out.buf, r->out.len);
+			r->out.len = 0;
+		}
+	}
+	ck_assert_int_eq(srv_rc, -EPROTO);
+	ck_assert_int_eq(srv->handshake, -1);
+	ck_assert_int_eq(tls_set_priority(NULL, err, sizeof(err)), 0);
+	tls_free(srv->t);
+	tls_creds_free(sc);
+	gnutls_deinit(r->s);
+	gnutls_certificate_free_credentials(x509);
+	free(r);
+	free(srv);
+	cleanup();
+}
+END_TEST
+
 START_TEST(test_garbage_fails)
 {
 	struct tls_creds *sc;
@@ -324,6 +373,7 @@ int main(void)
 	tcase_set_timeout(tc, 60);
 	tcase_add_loop_test(tc, test_handshake_and_data, 0, sizeof(chunks) / sizeof(chunks[0]));
 	tcase_add_test(tc, test_tickets_then_data);
+	tcase_add_test(tc, test_tls11_refused);
 	tcase_add_test(tc, test_garbage_fails);
 	tcase_add_test(tc, test_bad_files);
 	suite_add_tcase(s, tc);
