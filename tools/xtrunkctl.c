@@ -6,6 +6,7 @@
  * Exit status: 0 success, 1 failure (the message names the file and the
  * fix), 2 usage error. */
 #include <errno.h>
+#include <limits.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -65,11 +66,29 @@ static int parse_days(const char *s, unsigned *out)
 	return 0;
 }
 
-/* Create dir if it is missing (its parent must exist). */
+/* Create dir and any missing parents, like mkdir -p. */
 static int ensure_dir(const char *dir)
 {
+	char path[PATH_MAX];
 	struct stat st;
+	size_t i;
 
+	if (snprintf(path, sizeof(path), "%s", dir) >= (int)sizeof(path)) {
+		fprintf(stderr, "xtrunkctl: %s: path too long\n", dir);
+		return -ENAMETOOLONG;
+	}
+	for (i = 1; path[i] != '\0'; i++) {
+		if (path[i] != '/')
+			continue;
+		path[i] = '\0';
+		if (mkdir(path, 0755) < 0 && errno != EEXIST) {
+			fprintf(stderr,
+				"xtrunkctl: %s: cannot create the directory: %s; check the path\n",
+				path, strerror(errno));
+			return -errno;
+		}
+		path[i] = '/';
+	}
 	if (mkdir(dir, 0755) == 0)
 		return 0;
 	if (errno == EEXIST && stat(dir, &st) == 0 && S_ISDIR(st.st_mode))
