@@ -114,6 +114,7 @@ struct stream {
 	int sasl_restart;	     /* after this feed: stream restart after SASL success */
 	int sasl_done;		     /* SASL EXTERNAL succeeded on this stream */
 	int sasl_tried;		     /* outbound: auth sent (no second try) */
+	int db_offered;		     /* outbound: the next hop advertised dialback */
 	int pending_db;		     /* inbound: dialback verifications in flight */
 	char id[40];		     /* inbound: our stream id; outbound: the peer's */
 	char local[DOMAIN_MAX + 1];  /* in: header 'to'; out: our 'from' */
@@ -372,7 +373,8 @@ static int in_cert_ok(struct stream *s, const char *domain, char *why, size_t wh
 		char detail[96];
 
 		snprintf(detail, sizeof(detail), "%s", why);
-		snprintf(why, whylen, "%s: %.80s", ident_result_str((enum ident_result)res), detail);
+		snprintf(why, whylen, "%s: %.80s", ident_result_str((enum ident_result)res),
+			 detail);
 	}
 	return res == IDENT_OK;
 }
@@ -622,6 +624,7 @@ static void out_on_features(struct stream *s, const struct xs_stanza *st)
 {
 	const struct cfg_peer *p = &s->cfg->peers[s->peer];
 
+	s->db_offered = has_child(st, 2, "dialback", NS_DB_FEATURE);
 	if (s->sasl_done) { /* features after the SASL restart */
 		out_established(s, "certificate");
 		return;
@@ -709,7 +712,11 @@ static void out_on_stanza(struct stream *s, const struct xs_stanza *st)
 		return;
 	}
 	if (strcmp(st->ns, XS_NS_STREAM) == 0 && strcmp(st->name, "error") == 0) {
-		out_fail(s, "remote-server-timeout", "next hop sent a stream error");
+		char why[96];
+
+		snprintf(why, sizeof(why), "next hop sent the stream error %.40s",
+			 st->nchildren > 0 ? st->children[0].name : "(none)");
+		out_fail(s, "remote-server-timeout", why);
 		return;
 	}
 	if (strcmp(st->ns, NS_TLS) == 0) {
@@ -736,6 +743,11 @@ static void out_on_stanza(struct stream *s, const struct xs_stanza *st)
 		slog(s, "event=sasl-failed from=%s to=%s", s->local, s->remote);
 		if (s->cfg->peers[s->peer].auth == CFG_AUTH_CERTIFICATE) {
 			out_fail(s, "remote-server-timeout", "next hop refused our certificate");
+			return;
+		}
+		if (!s->db_offered) {
+			out_fail(s, "remote-server-timeout",
+				 "next hop refused our certificate and offers no dialback");
 			return;
 		}
 		/* XEP-0178: fall back to dialback on the same stream */

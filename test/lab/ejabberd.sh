@@ -44,9 +44,21 @@
 #   EJ_S2S_STARTTLS (required|optional)
 #   EJ_TRUST_CA (0): 1 gives ejabberd the lab CA as ca_file, so peers with
 #             lab certificates authenticate by SASL EXTERNAL; 0 = dialback.
-#   EJ_CA_CERT, EJ_CA_KEY: CA that signs the e.example certificate (default
-#             $LAB_DIR/ca.pem and $LAB_DIR/pki/ca.key from lab.sh; a CA of
-#             its own in $EJ_DIR/pki if neither exists).
+#   EJ_DIALBACK (1): 0 leaves mod_s2s_dialback out: ejabberd then neither
+#             offers nor accepts dialback and, as initiator, verifies the
+#             peer's certificate strictly (no dialback fallback), so s2s in
+#             both directions needs a certificate that verifies against
+#             ca_file (EJ_TRUST_CA=1) and SASL EXTERNAL.
+#   EJ_CA_CERT, EJ_CA_KEY: CA that signs the e.example certificate (default:
+#             lab.sh's secure-mode enclave CA $LAB_DIR/enclave/ca.pem + ca.key
+#             if it exists, else $LAB_DIR/ca.pem and $LAB_DIR/pki/ca.key from
+#             lab.sh; a CA of its own in $EJ_DIR/pki if neither exists).
+#   EJ_ISSUER (auto): how the e.example certificate is made: certtool (RSA,
+#             DNS-ID) or xtrunkctl (`xtrunkctl issue`, ECDSA, DNS-ID, no
+#             xmppAddr, as the relay's enclave CA issues them); auto =
+#             xtrunkctl for the enclave CA, certtool otherwise.
+#   EJ_XTRUNKCTL: the xtrunkctl binary (default $LAB_XTRUNKCTL, else
+#             $EJ_LIBDIR/../../build/xtrunkctl).
 #   EJ_START_TIMEOUT (60 s to listen), EJ_CTL_TIMEOUT (30 s per ejabberdctl)
 
 : "${EJ_LIBDIR:=${LAB_LIBDIR:-}}"
@@ -64,6 +76,9 @@ fi
 : "${EJ_PW:=${LAB_PW:-lab-pw-1}}"
 : "${EJ_S2S_STARTTLS:=required}"
 : "${EJ_TRUST_CA:=0}"
+: "${EJ_DIALBACK:=1}"
+: "${EJ_ISSUER:=auto}"
+: "${EJ_XTRUNKCTL:=${LAB_XTRUNKCTL:-}}"
 : "${EJ_CA_CERT:=}"
 : "${EJ_CA_KEY:=}"
 : "${EJ_START_TIMEOUT:=60}"
@@ -71,6 +86,7 @@ fi
 EJ_USER=ejabberd
 EJ_DIR=""
 EJ_NODE=""
+EJ_CERT_ISSUER=""   # what ejabberd_setup used: certtool|xtrunkctl
 EJ_PIDS=""
 
 ej_log() { printf 'ejabberd.sh: %s\n' "$*" >&2; }
@@ -113,6 +129,10 @@ ej_wait_listen() {
 
 _ej_cert() { # -> $EJ_DIR/$EJ_DOMAIN.pem (certificate + key, as ejabberd wants)
 	_ejk="$EJ_DIR/pki/$EJ_DOMAIN.key"
+	if [ "$EJ_CERT_ISSUER" = xtrunkctl ]; then
+		_ej_cert_xtrunkctl
+		return
+	fi
 	# DNS-ID only: no xmpp_name (id-on-xmppAddr), see DESIGN.md.
 	cat >"$EJ_DIR/pki/$EJ_DOMAIN.tmpl" <<EOF
 cn = "$EJ_DOMAIN"
@@ -132,6 +152,18 @@ EOF
 		{ ej_die "certificate for $EJ_DOMAIN failed"; return 1; }
 	cat "$EJ_DIR/pki/$EJ_DOMAIN.crt" "$EJ_CA_CERT" "$_ejk" >"$EJ_DIR/$EJ_DOMAIN.pem"
 	chmod 600 "$EJ_DIR/$EJ_DOMAIN.pem" "$_ejk"
+}
+
+_ej_cert_xtrunkctl() { # the same file, issued by `xtrunkctl issue` (no --xmppaddr)
+	_ejx=${EJ_XTRUNKCTL:-$EJ_LIBDIR/../../build/xtrunkctl}
+	[ -f "$_ejx" ] && [ -x "$_ejx" ] ||
+		{ ej_die "xtrunkctl '$_ejx' missing (make all, or set EJ_XTRUNKCTL)"; return 1; }
+	rm -f "$EJ_DIR/pki/$EJ_DOMAIN.pem" "$EJ_DIR/pki/$EJ_DOMAIN.key"   # it never overwrites
+	"$_ejx" issue -c "$EJ_CA_CERT" -k "$EJ_CA_KEY" -o "$EJ_DIR/pki" -d 3 "$EJ_DOMAIN" \
+		>"$EJ_DIR/pki/xtrunkctl.log" 2>&1 ||
+		{ ej_die "xtrunkctl issue $EJ_DOMAIN failed:"; cat "$EJ_DIR/pki/xtrunkctl.log" >&2; return 1; }
+	cat "$EJ_DIR/pki/$EJ_DOMAIN.pem" "$EJ_CA_CERT" "$EJ_DIR/pki/$EJ_DOMAIN.key" >"$EJ_DIR/$EJ_DOMAIN.pem"
+	chmod 600 "$EJ_DIR/$EJ_DOMAIN.pem" "$EJ_DIR/pki/$EJ_DOMAIN.key"
 }
 
 _ej_own_ca() {
@@ -189,12 +221,21 @@ ejabberd_setup() {
 	chmod 700 "$EJ_DIR/pki"
 	: >"$EJ_DIR/pids"
 
+	_ejenclave=0
+	if [ -z "$EJ_CA_CERT" ] && [ -n "${LAB_DIR:-}" ] && [ -f "$LAB_DIR/enclave/ca.key" ]; then
+		EJ_CA_CERT="$LAB_DIR/enclave/ca.pem" EJ_CA_KEY="$LAB_DIR/enclave/ca.key" _ejenclave=1
+	fi
 	if [ -z "$EJ_CA_CERT" ] && [ -n "${LAB_DIR:-}" ] && [ -f "$LAB_DIR/pki/ca.key" ]; then
 		EJ_CA_CERT="$LAB_DIR/ca.pem" EJ_CA_KEY="$LAB_DIR/pki/ca.key"
 	fi
 	if [ -z "$EJ_CA_CERT" ]; then
 		_ej_own_ca || return 1
 	fi
+	EJ_CERT_ISSUER=$EJ_ISSUER
+	if [ "$EJ_CERT_ISSUER" = auto ]; then
+		[ "$_ejenclave" = 1 ] && EJ_CERT_ISSUER=xtrunkctl || EJ_CERT_ISSUER=certtool
+	fi
+	case "$EJ_CERT_ISSUER" in certtool|xtrunkctl) ;; *) ej_die "EJ_ISSUER: auto, certtool or xtrunkctl, not '$EJ_ISSUER'"; return 1 ;; esac
 	_ej_cert || return 1
 
 	# Resolver files for the private mount namespace and for inetrc.
@@ -214,10 +255,15 @@ EOF
 	else
 		_ejca="# no ca_file: the lab CA is not trusted (EJ_TRUST_CA=0), s2s uses dialback"
 	fi
+	if [ "$EJ_DIALBACK" = 0 ]; then
+		_ejdb="  # no mod_s2s_dialback (EJ_DIALBACK=0): s2s by certificate (SASL EXTERNAL) only"
+	else
+		_ejdb="  mod_s2s_dialback: {}"
+	fi
 	_ejip=$(echo "$EJ_ADDR" | tr . ,)
 	sed -e "s|@DIR@|$EJ_DIR|g" -e "s|@ADDR@|$EJ_ADDR|g" -e "s|@DOMAIN@|$EJ_DOMAIN|g" \
 		-e "s|@LOGLEVEL@|$EJ_LOGLEVEL|g" -e "s|@S2S_STARTTLS@|$EJ_S2S_STARTTLS|g" \
-		-e "s|@CA_FILE_LINE@|$_ejca|" \
+		-e "s|@CA_FILE_LINE@|$_ejca|" -e "s|@DIALBACK_LINE@|$_ejdb|" \
 		"$EJ_LIBDIR/ejabberd.yml.in" >"$EJ_DIR/ejabberd.yml" || return 1
 	if grep -q '@[A-Z_]*@' "$EJ_DIR/ejabberd.yml"; then
 		ej_die "unreplaced template words in $EJ_DIR/ejabberd.yml"; return 1
@@ -238,7 +284,7 @@ EOF
 	chown root:root "$EJ_DIR/dns.conf" "$EJ_DIR/pids"
 	setpriv --reuid=$EJ_USER --regid=$EJ_USER --init-groups test -r "$EJ_DIR/ejabberd.yml" ||
 		{ ej_die "user $EJ_USER cannot read $EJ_DIR (a parent directory is not searchable?)"; return 1; }
-	ej_log "setup in $EJ_DIR: $(($(ej_now_ms) - _ejt0)) ms"
+	ej_log "setup in $EJ_DIR ($EJ_DOMAIN certificate by $EJ_CERT_ISSUER from $EJ_CA_CERT, trust CA $EJ_TRUST_CA, dialback $EJ_DIALBACK): $(($(ej_now_ms) - _ejt0)) ms"
 }
 
 # ---------------------------------------------------------------- run
