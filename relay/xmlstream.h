@@ -82,7 +82,8 @@ struct xs *xs_new(const struct xs_callbacks *cb, void *ctx, const struct xs_limi
 
 /* Feed bytes. Callbacks run inside this call. Returns 0, or -EPROTO once an
  * error was reported through on_error (exactly once per stream); later calls
- * return -EPROTO without callbacks. */
+ * return -EPROTO without callbacks. -EBUSY when called from inside one of
+ * its own callbacks (so is xs_reset; xs_free there is deferred). */
 int xs_feed(struct xs *xs, const char *data, size_t len);
 
 /* From inside a callback: deliver no further events until xs_reset(). */
