@@ -309,11 +309,16 @@ class MockLeaf:
         r"|<db:result\b([^>]*?)(?:/>|>([^<]*)</db:result>)"
         r"|</stream:stream>", re.S)
 
-    def __init__(self, domain, addr, certfile, keyfile):
+    def __init__(self, domain, addr, certfile, keyfile, direct=False):
         self.domain = domain
         self.addr = addr
+        self.direct = direct  # XEP-0368: TLS from the first byte
+        self.sni = []         # server names the relay sent
         self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         self.ctx.load_cert_chain(certfile, keyfile)
+        if direct:
+            self.ctx.set_alpn_protocols(["xmpp-server"])
+            self.ctx.sni_callback = lambda s, name, c: self.sni.append(name) and None
         self.lock = threading.Condition()
         self.conns = []
         self.verifies = []  # (attrs, key, answer)
@@ -355,6 +360,11 @@ class MockLeaf:
         pos = 0
         deadline = time.monotonic() + 60
         try:
+            if self.direct:
+                sock.settimeout(5)
+                sock = self.ctx.wrap_socket(sock, server_side=True)
+                mc.tls = True
+                mc.alpn = sock.selected_alpn_protocol()
             sock.settimeout(0.2)
             while not self.stop and time.monotonic() < deadline:
                 progressed = True
@@ -473,6 +483,7 @@ class Suite:
         self.secret = args.secret
         self.a = MockLeaf("a.example", (args.leaf_a, 5269), args.cert, args.key)
         self.b = MockLeaf("b.example", (args.leaf_b, 5269), args.cert, args.key)
+        self.d = MockLeaf("d2.example", ("127.0.0.24", 5269), args.cert, args.key, direct=True)
         self.conns = []
         self.args = args
 
@@ -890,6 +901,24 @@ class Suite:
         if [x for x in self.a.verifies if x[1] == key]:
             raise Fail("a db:verify was sent although the certificate vouched for a.example")
 
+    # 24: outbound XEP-0368 direct TLS: SNI = the target domain, ALPN
+    def case_outbound_direct_tls(self):
+        c = self.stream("a.example", "x.d2.example")
+        el = dialback(c, "a.example", "x.d2.example", unique_key())
+        if "valid" not in el or "invalid" in el:
+            raise Fail("dialback for x.d2.example: %s" % el)
+        msg = ("<message from='alice@a.example/r' to='dan@x.d2.example' id='d24'>"
+               "<body>direct</body></message>")
+        c.send(msg)
+        mc = self.arrived_at(self.d, msg)
+        if mc is None:
+            raise Fail("message did not reach the direct-TLS leaf; it got %r"
+                       % short(self.d.all_raw()))
+        if "x.d2.example" not in self.d.sni:
+            raise Fail("SNI %r, expected x.d2.example" % self.d.sni)
+        if getattr(mc, "alpn", None) != "xmpp-server":
+            raise Fail("ALPN %r, expected xmpp-server" % getattr(mc, "alpn", None))
+
     # 14
     def case_relay_survives(self):
         c = self.conn()
@@ -924,6 +953,7 @@ class Suite:
         ("sasl-wrong-authzid", case_sasl_wrong_authzid),
         ("sasl-not-offered", case_sasl_not_offered),
         ("dialback-without-dialing-back", case_dialback_without_dialing_back),
+        ("outbound-direct-tls", case_outbound_direct_tls),
         ("relay-survives", case_relay_survives),
     ]
 
@@ -949,6 +979,7 @@ class Suite:
     def close(self):
         self.a.close()
         self.b.close()
+        self.d.close()
 
 
 def main():

@@ -148,12 +148,14 @@ limits = { connect_timeout = 2; handshake_timeout = 5; };
 peers = (
 	{ name = "leaf-a"; host = "127.0.0.21"; port = 5269; tls = "optional"; },
 	{ name = "leaf-b"; host = "127.0.0.22"; port = 5269; tls = "optional"; },
-	{ name = "down";   host = "127.0.0.23"; port = 5269; tls = "optional"; }
+	{ name = "down";   host = "127.0.0.23"; port = 5269; tls = "optional"; },
+	{ name = "leaf-d"; host = "127.0.0.24"; port = 5269; direct_tls = true; identity = "b.example"; }
 );
 routes = (
 	{ domain = "a.example"; peer = "leaf-a"; },
 	{ domain = "*.b.example"; peer = "leaf-b"; },
-	{ domain = "c.example"; peer = "down"; }
+	{ domain = "c.example"; peer = "down"; },
+	{ domain = "*.d2.example"; peer = "leaf-d"; }
 );
 EOF
 
