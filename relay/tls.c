@@ -427,8 +427,12 @@ int tls_feed(struct tls_session *t, const char *data, size_t len)
 				break;
 			continue;
 		}
-		if (n == GNUTLS_E_REHANDSHAKE) /* refuse renegotiation: ignore the request */
+		if (n == GNUTLS_E_REHANDSHAKE) {
+			/* no renegotiation, ever: answer no_renegotiation */
+			log_info("event=tls-renegotiation-refused");
+			(void)gnutls_alert_send(t->s, GNUTLS_AL_WARNING, GNUTLS_A_NO_RENEGOTIATION);
 			continue;
+		}
 		log_info("event=tls-error stage=record error=%s", gnutls_strerror((int)n));
 		return -EPROTO;
 	}
