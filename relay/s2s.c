@@ -620,6 +620,18 @@ static void out_send_auth(struct stream *s)
 	net_set_timer(s->conn, s->cfg->handshake_timeout * 1000);
 }
 
+/* Negotiated, to be authenticated with dialback. A stream that only
+ * carries db:verify requests stays here, so from now on it is timed as
+ * idle; db:result restarts the handshake timer. */
+static void out_open(struct stream *s)
+{
+	s->state = ST_OPEN;
+	net_set_timer(s->conn, s->cfg->idle_timeout * 1000);
+	out_send_vreqs(s);
+	if (s->want_auth)
+		out_send_result(s);
+}
+
 static void out_on_features(struct stream *s, const struct xs_stanza *st)
 {
 	const struct cfg_peer *p = &s->cfg->peers[s->peer];
@@ -650,14 +662,7 @@ static void out_on_features(struct stream *s, const struct xs_stanza *st)
 			     : "next hop does not offer SASL EXTERNAL");
 		return;
 	}
-	/* Negotiated. A stream that only carries db:verify requests stays
-	 * here, so from now on it is timed as idle; db:result restarts the
-	 * handshake timer. */
-	s->state = ST_OPEN;
-	net_set_timer(s->conn, s->cfg->idle_timeout * 1000);
-	out_send_vreqs(s);
-	if (s->want_auth)
-		out_send_result(s);
+	out_open(s);
 }
 
 static void out_on_db(struct stream *s, const struct xs_stanza *st)
@@ -751,11 +756,7 @@ static void out_on_stanza(struct stream *s, const struct xs_stanza *st)
 			return;
 		}
 		/* XEP-0178: fall back to dialback on the same stream */
-		s->state = ST_OPEN;
-		net_set_timer(s->conn, s->cfg->idle_timeout * 1000);
-		out_send_vreqs(s);
-		if (s->want_auth)
-			out_send_result(s);
+		out_open(s);
 		return;
 	}
 	/* Without bidi the next hop has no business sending stanzas here. */
