@@ -893,14 +893,19 @@ static void forward(int peer, const char *from_dom, const char *to_dom, const ch
 			to_dom);
 		return;
 	}
-	if (s->state == ST_ESTABLISHED) {
+	/* A next hop that reads slower than we receive: the bytes waiting in
+	 * its write queue count against the same bound as the pending queue,
+	 * so memory stays bounded and the excess is bounced, not lost. */
+	if (s->state == ST_ESTABLISHED &&
+	    net_write_queue_size(s->conn) + len <= s->cfg->queue_max_bytes) {
 		swrite(s, bytes, len);
 		net_set_timer(s->conn, s->cfg->idle_timeout * 1000);
 		log_info("stream=%u event=forward kind=%s from=%s to=%s peer=%s", s->serial, kind,
 			 from_dom, to_dom, s->cfg->peers[peer].name);
 		return;
 	}
-	if (s->qcount >= s->cfg->queue_max_stanzas || s->qbytes + len > s->cfg->queue_max_bytes) {
+	if (s->state == ST_ESTABLISHED || s->qcount >= s->cfg->queue_max_stanzas ||
+	    s->qbytes + len > s->cfg->queue_max_bytes) {
 		slog(s, "event=queue-full kind=%s from=%s to=%s", kind, from_dom, to_dom);
 		if (b != NULL) {
 			char buf[32768];
@@ -909,9 +914,14 @@ static void forward(int peer, const char *from_dom, const char *to_dom, const ch
 					 "xtrunk: queue toward next hop is full", buf, sizeof(buf));
 			const struct route *r = route_lookup(g.rt->cfg->routes, from_dom);
 
-			if (n > 0 && r != NULL)
+			if (n > 0 && r != NULL) {
 				forward(r->peer, to_dom, from_dom, buf, (size_t)n, NULL);
+				return;
+			}
 		}
+		/* an error (never answered with an error) or nothing to bounce to */
+		log_info("event=drop reason=queue-full kind=%s from=%s to=%s", kind, from_dom,
+			 to_dom);
 		return;
 	}
 	need = sizeof(*q) + len + 1;
