@@ -2,6 +2,7 @@
  * loop of xtrunkd. fatal() is allowed only here, before the loop runs. */
 #include <errno.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +27,8 @@ struct listener {
 static struct listener *listeners; /* owned array */
 static size_t nlisteners;
 static uv_signal_t sig_term, sig_int, sig_hup;
+static uv_timer_t drain_timer;
+static uint64_t drain_deadline; /* loop time, ms */
 static int stopping;
 static const char *config_path;
 static struct runtime *current; /* ref */
@@ -91,6 +94,8 @@ static void close_all(void)
 	for (i = 0; i < nlisteners; i++)
 		if (!uv_is_closing((uv_handle_t *)&listeners[i].tcp))
 			uv_close((uv_handle_t *)&listeners[i].tcp, NULL);
+	if (!uv_is_closing((uv_handle_t *)&drain_timer))
+		uv_close((uv_handle_t *)&drain_timer, NULL);
 	if (!uv_is_closing((uv_handle_t *)&sig_term)) {
 		uv_close((uv_handle_t *)&sig_term, NULL);
 		uv_close((uv_handle_t *)&sig_int, NULL);
@@ -110,6 +115,18 @@ static int listeners_same(const struct config *a, const struct config *b)
 		    strcmp(a->listen[i].address, b->listen[i].address) != 0)
 			return 0;
 	return 1;
+}
+
+/* SIGTERM drain: until the queues are delivered or the deadline passes. */
+static void on_drain_tick(uv_timer_t *t)
+{
+	size_t left = s2s_pending();
+
+	if (left > 0 && uv_now(t->loop) < drain_deadline)
+		return;
+	log_info("event=drained complete=%s", left == 0 ? "yes" : "no");
+	s2s_shutdown();
+	close_all();
 }
 
 static void on_signal(uv_signal_t *h, int signum)
@@ -135,9 +152,13 @@ static void on_signal(uv_signal_t *h, int signum)
 	if (stopping)
 		return;
 	stopping = 1;
-	log_info("event=stopping signal=%d", signum);
-	s2s_shutdown();
-	close_all();
+	log_info("event=stopping signal=%d drain-timeout-s=%u", signum,
+		 current->cfg->handshake_timeout);
+	/* Listeners stay open while draining: a next hop verifying our
+	 * dialback key calls back here. */
+	s2s_drain();
+	drain_deadline = uv_now(h->loop) + (uint64_t)current->cfg->handshake_timeout * 1000;
+	uv_timer_start(&drain_timer, on_drain_tick, 0, 100);
 }
 
 int main(int argc, char **argv)
@@ -196,6 +217,7 @@ int main(int argc, char **argv)
 	}
 	net_set_loop(&loop);
 	s2s_init(current);
+	uv_timer_init(&loop, &drain_timer);
 	uv_signal_init(&loop, &sig_term);
 	uv_signal_init(&loop, &sig_int);
 	uv_signal_init(&loop, &sig_hup);

@@ -135,6 +135,7 @@ static struct {
 	struct stream *streams; /* the list; each stream is owned by its connection */
 	unsigned next_serial;
 	struct xs_limits limits;
+	int draining; /* SIGTERM: finish what is queued, take nothing new */
 } g;
 
 static void out_send_result(struct stream *s);
@@ -598,6 +599,8 @@ static void out_established(struct stream *s, const char *auth)
 	net_set_timer(s->conn, s->cfg->idle_timeout * 1000);
 	out_send_vreqs(s);
 	out_flush(s);
+	if (g.draining && s->vreqs == NULL)
+		stream_close(s);
 }
 
 /* SASL EXTERNAL (XEP-0178) with the client certificate we presented for
@@ -1554,13 +1557,48 @@ void s2s_reload(struct runtime *rt)
 	runtime_unref(old);
 }
 
+/* An outbound stream that still has work: stanzas waiting for it to be
+ * authenticated, or dialback verifications in flight. */
+static int out_busy(const struct stream *s)
+{
+	return s->dir == DIR_OUT && s->state != ST_CLOSING && (s->qcount > 0 || s->vreqs != NULL);
+}
+
+void s2s_drain(void)
+{
+	struct stream *s;
+
+	g.draining = 1;
+	for (s = g.streams; s != NULL; s = s->next) {
+		if (s->state == ST_CLOSING)
+			continue;
+		/* inbound: no new stanzas; outbound: close what has nothing left */
+		if (s->dir == DIR_IN || !out_busy(s))
+			stream_close(s);
+	}
+}
+
+size_t s2s_pending(void)
+{
+	const struct stream *s;
+	size_t n = 0;
+
+	for (s = g.streams; s != NULL; s = s->next)
+		if (out_busy(s))
+			n += s->qcount + 1;
+	return n;
+}
+
 void s2s_shutdown(void)
 {
 	struct stream *s;
 
 	for (s = g.streams; s != NULL; s = s->next) {
 		if (s->dir == DIR_OUT && s->qcount > 0)
-			slog(s, "event=shutdown-drop queued=%zu", s->qcount);
+			slog(s,
+			     "event=shutdown-drop queued=%zu reason=\"next hop not ready before "
+			     "the drain deadline\"",
+			     s->qcount);
 		stream_close(s);
 	}
 }

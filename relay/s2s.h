@@ -6,6 +6,8 @@
 #ifndef XT_S2S_H
 #define XT_S2S_H
 
+#include <stddef.h>
+
 struct runtime;
 
 /* Start with snapshot rt (referenced). */
@@ -16,7 +18,12 @@ void s2s_reload(struct runtime *rt);
 /* A listener has a pending connection (uv_server is a uv_stream_t *). */
 /* direct: the listener speaks XEP-0368 direct TLS. */
 void s2s_accept(void *uv_server, int direct);
-/* Close every stream (SIGTERM). */
+/* SIGTERM, first step: close inbound streams and idle outbound ones;
+ * outbound streams with queued stanzas go on until they deliver them. */
+void s2s_drain(void);
+/* Work left for the drain (0 when done). */
+size_t s2s_pending(void);
+/* Close every stream; log what is still queued. */
 void s2s_shutdown(void);
 /* Release what s2s_init took. */
 void s2s_free(void);

@@ -313,6 +313,7 @@ class MockLeaf:
         self.domain = domain
         self.addr = addr
         self.direct = direct  # XEP-0368: TLS from the first byte
+        self.result_delay = 0.0
         self.sni = []         # server names the relay sent
         self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         self.ctx.load_cert_chain(certfile, keyfile)
@@ -417,6 +418,7 @@ class MockLeaf:
                         a, key = attrs(m.group(3)), (m.group(4) or "").strip()
                         with self.lock:
                             self.results.append((a, key))
+                        time.sleep(self.result_delay)  # a slow authoritative server
                         sock.sendall(("<db:result from='%s' to='%s' type='valid'/>"
                                       % (a.get("to"), a.get("from"))).encode())
                     else:  # </stream:stream>
@@ -919,6 +921,30 @@ class Suite:
         if getattr(mc, "alpn", None) != "xmpp-server":
             raise Fail("ALPN %r, expected xmpp-server" % getattr(mc, "alpn", None))
 
+    # drain (run alone, on a fresh relay): SIGTERM while a stanza waits for
+    # its next hop to authenticate; the relay delivers it, then exits
+    def case_drain(self):
+        self.b.result_delay = 1.5
+        c = self.stream("a.example", "z.b.example")
+        el = dialback(c, "a.example", "z.b.example", unique_key())
+        if "valid" not in el or "invalid" in el:
+            raise Fail("dialback for z.b.example: %s" % el)
+        msg = ("<message from='alice@a.example/r' to='bob@z.b.example' id='drain1'>"
+               "<body>in flight at SIGTERM</body></message>")
+        c.send(msg)
+        time.sleep(0.3)  # queued, the next hop is answering slowly
+        os.kill(self.args.relay_pid, signal.SIGTERM)
+        if self.arrived_at(self.b, msg, timeout=6) is None:
+            raise Fail("the queued message was not delivered during the drain")
+        deadline = time.monotonic() + 6
+        while time.monotonic() < deadline:
+            try:
+                os.kill(self.args.relay_pid, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.05)
+        raise Fail("the relay did not exit after draining")
+
     # 14
     def case_relay_survives(self):
         c = self.conn()
@@ -959,7 +985,10 @@ class Suite:
 
     def run(self, only=None):
         failed = 0
-        for name, fn in self.CASES:
+        cases = self.CASES
+        if only and "drain" in only:
+            cases = [("drain", Suite.case_drain)]
+        for name, fn in cases:
             if only and name not in only:
                 continue
             t0 = time.monotonic()

@@ -219,6 +219,39 @@ else
 fi
 relay_pid=""
 
+# ---- SIGTERM drains: a fresh relay, a stanza queued behind a slow next hop
+mv "$dir/relay.log" "$dir/relay.log.1"
+: >"$dir/relay.log"
+"$XTRUNKD" -d -v -f "$dir/relay.conf" >"$dir/relay.log" 2>&1 </dev/null &
+relay_pid=$!
+i=0
+while [ "$i" -lt 50 ] && alive "$relay_pid" && ! grep -q 'event=started' "$dir/relay.log"; do
+	sleep 0.1
+	i=$((i + 1))
+done
+timeout -k 2 30 "$PY" "$here/protocol.py" --relay "$RELAY_ADDR:5269" --secret "$SECRET" \
+	--cert "$dir/leaf.pem" --key "$dir/leaf.key" --ca "$dir/ca.pem" \
+	--relay-pid "$relay_pid" --conf "$dir/relay.conf" --log "$dir/relay.log" drain \
+	>"$dir/drain.out" 2>"$dir/drain.err"
+cat "$dir/drain.out"
+passed=$((passed + $(grep -c '^ok ' "$dir/drain.out")))
+failed=$((failed + $(grep -c '^FAIL ' "$dir/drain.out")))
+grep -qE '^(ok|FAIL) ' "$dir/drain.out" || fail drain "protocol.py drain: $(tail -n 3 "$dir/drain.err" | tr '\n' ' ')"
+if alive "$relay_pid"; then
+	fail drain-exit "the relay is still running after the drain"
+	stop_pid "$relay_pid" 0
+	wait "$relay_pid" 2>/dev/null
+else
+	wait "$relay_pid"
+	rc=$?
+	if [ "$rc" -eq 0 ] && grep -q 'event=drained complete=yes' "$dir/relay.log"; then
+		ok drain-exit
+	else
+		fail drain-exit "exit status $rc; $(grep 'event=drained' "$dir/relay.log")"
+	fi
+fi
+relay_pid=""
+
 if [ "$failed" -ne 0 ]; then
 	echo "# relay log: $dir/relay.log (last 30 lines):"
 	tail -n 30 "$dir/relay.log" | sed 's/^/#   /'
