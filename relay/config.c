@@ -63,6 +63,7 @@ const struct config_key config_keys[] = {
     {"limits.queue_max_stanzas", "int", "1000", "yes"},
     {"limits.queue_max_bytes", "int", "4194304", "yes"},
     {"limits.max_stanza_size", "int", "262144", "yes"},
+    {"limits.connections_per_address", "int", "100", "yes"},
     {"peers", "list", "()", "yes"},
     {"peers.[].name", "string", "required", "yes"},
     {"peers.[].host", "string", "required", "yes"},
@@ -97,6 +98,7 @@ static const struct int_range {
     {"limits.queue_max_bytes", 10000, 1LL << 30},
     /* RFC 6120 13.12: a server must accept stanzas of at least 10000 bytes. */
     {"limits.max_stanza_size", 10000, 1LL << 26},
+    {"limits.connections_per_address", 1, 1000000},
     {NULL, 0, 0},
 };
 
@@ -673,6 +675,7 @@ static void load_limits(struct loader *ld, const config_setting_t *root)
 	c->queue_max_stanzas = (size_t)get_int(l, "queue_max_stanzas", 1000);
 	c->queue_max_bytes = (size_t)get_int(l, "queue_max_bytes", 4194304);
 	c->max_stanza_size = (size_t)get_int(l, "max_stanza_size", 262144);
+	c->connections_per_address = (unsigned)get_int(l, "connections_per_address", 100);
 }
 
 static int check_limits(struct loader *ld, const config_setting_t *root)

@@ -59,13 +59,14 @@ struct config {
 	char *tls_priority;	     /* owned or NULL: GnuTLS priority string */
 	struct cfg_peer *peers;	     /* owned array */
 	size_t npeers;
-	struct route_table *routes; /* owned */
-	unsigned connect_timeout;   /* seconds, default 10 */
-	unsigned handshake_timeout; /* seconds, default 30: TCP connect to authenticated */
-	unsigned idle_timeout;	    /* seconds, default 600 */
-	size_t queue_max_stanzas;   /* per outbound stream, default 1000 */
-	size_t queue_max_bytes;	    /* per outbound stream, default 4 MiB */
-	size_t max_stanza_size;	    /* default 262144 */
+	struct route_table *routes;	  /* owned */
+	unsigned connect_timeout;	  /* seconds, default 10 */
+	unsigned handshake_timeout;	  /* seconds, default 30: TCP connect to authenticated */
+	unsigned idle_timeout;		  /* seconds, default 600 */
+	size_t queue_max_stanzas;	  /* per outbound stream, default 1000 */
+	size_t queue_max_bytes;		  /* per outbound stream, default 4 MiB */
+	size_t max_stanza_size;		  /* default 262144 */
+	unsigned connections_per_address; /* inbound streams from one address, default 100 */
 	int refs;
 };
 

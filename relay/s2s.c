@@ -1498,6 +1498,29 @@ static const struct net_callbacks in_net_cb = {
     .on_closed = on_closed,
 };
 
+/* The address part of "ip:port" (IPv6 addresses contain ':' too). */
+static size_t addr_len(const char *peer)
+{
+	const char *colon = strrchr(peer, ':');
+
+	return colon != NULL ? (size_t)(colon - peer) : strlen(peer);
+}
+
+/* Inbound streams open from the address of s, s included. */
+static unsigned in_from_same_address(const struct stream *s)
+{
+	const char *me = net_peer(s->conn);
+	size_t n = addr_len(me);
+	const struct stream *o;
+	unsigned count = 0;
+
+	for (o = g.streams; o != NULL; o = o->next)
+		if (o->dir == DIR_IN && o->state != ST_CLOSING && o->conn != NULL &&
+		    addr_len(net_peer(o->conn)) == n && memcmp(net_peer(o->conn), me, n) == 0)
+			count++;
+	return count;
+}
+
 void s2s_accept(void *uv_server, int direct)
 {
 	struct stream *s = calloc(1, sizeof(*s));
@@ -1522,6 +1545,20 @@ void s2s_accept(void *uv_server, int direct)
 		return;
 	}
 	slog(s, "event=accepted%s", direct ? " direct-tls=yes" : "");
+	if (in_from_same_address(s) > s->cfg->connections_per_address) {
+		/* before TLS, so cheap; the header goes first (RFC 6120 4.9.1.1) */
+		slog(s, "event=refused reason=connections-per-address limit=%u",
+		     s->cfg->connections_per_address);
+		snprintf(s->local, sizeof(s->local), "%s", "xtrunk.invalid");
+		if (direct) { /* the peer expects TLS: plain XML would be noise */
+			s->state = ST_CLOSING;
+			net_close(s->conn);
+		} else {
+			stream_error(s, "policy-violation",
+				     "too many connections from your address");
+		}
+		return;
+	}
 	net_set_timer(s->conn, s->cfg->handshake_timeout * 1000);
 	if (direct) {
 		/* XEP-0368: the certificate is chosen by SNI alone */

@@ -945,6 +945,27 @@ class Suite:
             time.sleep(0.05)
         raise Fail("the relay did not exit after draining")
 
+    # 25: at most limits.connections_per_address (40 here) from one address
+    def case_connections_per_address(self):
+        held = []
+        for _ in range(40):
+            c = self.conn()
+            c.send(header("a.example", "sub.b.example"))
+            read_header(c)  # accepted and counted
+            held.append(c)
+        extra = self.conn()
+        read_header(extra)
+        expect_stream_error(extra, "policy-violation")
+        for c in held:
+            c.close()
+        time.sleep(0.3)
+        again = self.conn()
+        again.send(header("a.example", "sub.b.example"))
+        read_header(again)
+        feats = read_features(again)
+        if "starttls" not in feats:
+            raise Fail("a connection after the others closed was not served: %r" % feats)
+
     # 14
     def case_relay_survives(self):
         c = self.conn()
@@ -980,6 +1001,7 @@ class Suite:
         ("sasl-not-offered", case_sasl_not_offered),
         ("dialback-without-dialing-back", case_dialback_without_dialing_back),
         ("outbound-direct-tls", case_outbound_direct_tls),
+        ("connections-per-address", case_connections_per_address),
         ("relay-survives", case_relay_survives),
     ]
 

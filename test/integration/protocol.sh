@@ -144,7 +144,7 @@ listen = ( { address = "$RELAY_ADDR"; port = 5269; },
 dialback_secret = "$SECRET";
 tls = { certificate = "$dir/relay.pem"; key = "$dir/relay.key"; inbound = "required";
 	ca_certificate = "$dir/ca.pem"; ca_key = "$dir/ca.key"; trust = "$dir/ca.pem"; };
-limits = { connect_timeout = 2; handshake_timeout = 5; };
+limits = { connect_timeout = 2; handshake_timeout = 5; connections_per_address = 40; };
 peers = (
 	{ name = "leaf-a"; host = "127.0.0.21"; port = 5269; tls = "optional"; },
 	{ name = "leaf-b"; host = "127.0.0.22"; port = 5269; tls = "optional"; },
