@@ -66,6 +66,11 @@
 #define XS_BUF_KEEP 16384     /* framing buffer kept between stanzas */
 #define XS_DICT_MIN (1 << 20) /* floor of libxml2's name dictionary limit */
 #define XS_HEADER_DECLS 16    /* header bindings to splice; servers use 2 or 3 */
+/* Attributes (namespace declarations included) in one tag. libxml2 checks
+ * duplicates pairwise, so a tag of 60,000 tiny attributes inside the
+ * stanza size limit would cost billions of comparisons; the lexer counts
+ * them before libxml2 sees the tag. */
+#define XS_MAX_ATTRS 64
 #define XS_NO_STR SIZE_MAX
 
 static const char xs_ns_xml[] = "http://www.w3.org/XML/1998/namespace";
@@ -125,7 +130,8 @@ struct xs {
 	enum xs_error lex_err;
 	const char *lex_why; /* static */
 	enum xs_lex lex;
-	unsigned lex_run; /* ']' or '?' just before, for the end markers */
+	unsigned lex_run;   /* ']' or '?' just before, for the end markers */
+	unsigned lex_attrs; /* attribute values seen in the current tag */
 
 	enum xs_halt halt;
 	int prolog_ok;	 /* the first bytes and XML declaration were checked */
@@ -1152,6 +1158,7 @@ static void xs_lex(struct xs *xs)
 				return;
 			} else {
 				xs->lex = XL_TAG;
+				xs->lex_attrs = 0;
 				continue; /* look at c again as part of the tag */
 			}
 			break;
@@ -1173,6 +1180,10 @@ static void xs_lex(struct xs *xs)
 				xs_lex_bad(xs, i - 3, XS_ERR_NOT_WELL_FORMED, "bad markup");
 			return;
 		case XL_TAG:
+			if ((c == '\'' || c == '"') && ++xs->lex_attrs > XS_MAX_ATTRS) {
+				xs_lex_bad(xs, i, XS_ERR_POLICY_VIOLATION, "too many attributes");
+				return;
+			}
 			if (c == '\'')
 				xs->lex = XL_QUOTE1;
 			else if (c == '"')
