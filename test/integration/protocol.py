@@ -966,6 +966,37 @@ class Suite:
         if "starttls" not in feats:
             raise Fail("a connection after the others closed was not served: %r" % feats)
 
+    # 26: a next hop that accepts TCP and never speaks: after
+    # handshake_timeout (5 s here) the stanza comes back as
+    # remote-server-timeout, and the relay serves others meanwhile
+    def case_next_hop_stalls(self):
+        stall = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        stall.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        stall.bind(("127.0.0.25", 5269))
+        stall.listen(4)
+        try:
+            c = self.stream("a.example", "x.stall.example")
+            dialback_valid(c, "a.example", "x.stall.example")
+            c.send("<iq from='alice@a.example/r' to='x.stall.example' id='st1' type='get'>"
+                   "<query xmlns='jabber:iq:version'/></iq>")
+            self.case_header_wildcard_route()  # not blocked by the stalled hop
+            pat = re.compile(r"<iq\b[^>]*\bid='st1'[^>]*>.*?</iq>", re.S)
+
+            def find():
+                for mc in self.a.conns:
+                    m = pat.search(mc.raw)
+                    if m:
+                        return m.group(0)
+                return None
+            bounce = self.a.wait_for(find, 9)
+            if not bounce:
+                raise Fail("no bounce for a stalled next hop reached leaf-a")
+            if ("<remote-server-timeout xmlns='%s'/>" % NS_STANZAS not in bounce
+                    or "type='error'" not in bounce or "<query" in bounce):
+                raise Fail("wrong bounce: %r" % short(bounce))
+        finally:
+            stall.close()
+
     # 14
     def case_relay_survives(self):
         c = self.conn()
@@ -1002,6 +1033,7 @@ class Suite:
         ("dialback-without-dialing-back", case_dialback_without_dialing_back),
         ("outbound-direct-tls", case_outbound_direct_tls),
         ("connections-per-address", case_connections_per_address),
+        ("next-hop-stalls", case_next_hop_stalls),
         ("relay-survives", case_relay_survives),
     ]
 

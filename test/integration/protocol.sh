@@ -149,13 +149,15 @@ peers = (
 	{ name = "leaf-a"; host = "127.0.0.21"; port = 5269; tls = "optional"; },
 	{ name = "leaf-b"; host = "127.0.0.22"; port = 5269; tls = "optional"; },
 	{ name = "down";   host = "127.0.0.23"; port = 5269; tls = "optional"; },
-	{ name = "leaf-d"; host = "127.0.0.24"; port = 5269; direct_tls = true; identity = "b.example"; }
+	{ name = "leaf-d"; host = "127.0.0.24"; port = 5269; direct_tls = true; identity = "b.example"; },
+	{ name = "stall";  host = "127.0.0.25"; port = 5269; }
 );
 routes = (
 	{ domain = "a.example"; peer = "leaf-a"; },
 	{ domain = "*.b.example"; peer = "leaf-b"; },
 	{ domain = "c.example"; peer = "down"; },
-	{ domain = "*.d2.example"; peer = "leaf-d"; }
+	{ domain = "*.d2.example"; peer = "leaf-d"; },
+	{ domain = "*.stall.example"; peer = "stall"; }
 );
 EOF
 
