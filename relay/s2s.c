@@ -34,9 +34,11 @@
 
 #include <errno.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <gnutls/crypto.h>
 #include <gnutls/gnutls.h>
@@ -136,7 +138,51 @@ static struct {
 	unsigned next_serial;
 	struct xs_limits limits;
 	int draining; /* SIGTERM: finish what is queued, take nothing new */
+	/* Per peer of g.rt: a next hop that could not be reached is not tried
+	 * again before retry_at (1 s, doubling to 64 s); meanwhile its stanzas
+	 * are bounced at once. Reset by a reload and by a connection. */
+	struct peer_backoff {
+		unsigned fails;
+		uint64_t retry_at; /* ms, CLOCK_MONOTONIC */
+	} * backoff;		   /* owned array, g.rt->cfg->npeers entries */
 } g;
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* Seconds until peer may be tried again, 0 if now. Only for g.rt peers. */
+static unsigned peer_backoff_left(int peer)
+{
+	uint64_t now = now_ms();
+
+	if (g.backoff == NULL || g.backoff[peer].retry_at <= now)
+		return 0;
+	return (unsigned)((g.backoff[peer].retry_at - now + 999) / 1000);
+}
+
+static void peer_reached(const struct stream *s, int ok)
+{
+	struct peer_backoff *b;
+
+	if (g.backoff == NULL || s->rt != g.rt)
+		return;
+	b = &g.backoff[s->peer];
+	if (ok) {
+		b->fails = 0;
+		b->retry_at = 0;
+		return;
+	}
+	b->fails++;
+	b->retry_at = now_ms() + (1000ull << (b->fails > 7 ? 6 : b->fails - 1));
+	log_info("event=peer-backoff peer=%s failures=%u retry-in-ms=%llu",
+		 s->cfg->peers[s->peer].name, b->fails,
+		 (unsigned long long)(b->retry_at - now_ms()));
+}
 
 static void out_send_result(struct stream *s);
 static void in_verify_answer(unsigned in_serial, const char *from, const char *to, int valid,
@@ -549,10 +595,12 @@ static void out_on_connected(void *ctx, int status)
 	struct stream *s = ctx;
 
 	if (status < 0) {
+		peer_reached(s, 0);
 		out_fail(s, "remote-server-not-found",
 			 status == -ETIMEDOUT ? "connect timed out" : "connection refused");
 		return;
 	}
+	peer_reached(s, 1);
 	slog(s, "event=connected from=%s to=%s", s->local, s->remote);
 	net_set_timer(s->conn, s->cfg->handshake_timeout * 1000);
 	if (s->cfg->peers[s->peer].direct_tls) {
@@ -885,12 +933,31 @@ fail:
 static void forward(int peer, const char *from_dom, const char *to_dom, const char *bytes,
 		    size_t len, const struct bounce_in *b)
 {
-	struct stream *s = out_get(peer, from_dom, to_dom);
 	const char *kind = b != NULL ? b->name : "error";
+	unsigned wait = out_find(peer, from_dom, to_dom) == NULL ? peer_backoff_left(peer) : 0;
+	struct stream *s = wait == 0 ? out_get(peer, from_dom, to_dom) : NULL;
 	struct qitem *q;
 	size_t need;
 	char *p;
 
+	if (wait > 0) {
+		char text[128], buf[32768];
+		const struct route *r = route_lookup(g.rt->cfg->routes, from_dom);
+		int n;
+
+		snprintf(text, sizeof(text),
+			 "xtrunk: next hop %.40s unreachable; next attempt in %u s",
+			 g.rt->cfg->peers[peer].name, wait);
+		n = b != NULL ? bounce_build(b, "remote-server-not-found", "cancel", text, buf,
+					     sizeof(buf))
+			      : -EPERM;
+		if (n > 0 && r != NULL)
+			forward(r->peer, to_dom, from_dom, buf, (size_t)n, NULL);
+		else
+			log_info("event=drop reason=peer-backoff kind=%s from=%s to=%s", kind,
+				 from_dom, to_dom);
+		return;
+	}
 	if (s == NULL) {
 		log_err("event=drop reason=out-of-memory kind=%s from=%s to=%s", kind, from_dom,
 			to_dom);
@@ -1092,6 +1159,17 @@ static void in_on_db_result(struct stream *s, const struct xs_stanza *st)
 	}
 	if (s->pending_db >= MAX_PENDING_DB) {
 		stream_error(s, "resource-constraint", "too many dialback requests in flight");
+		return;
+	}
+	if (out_find(r->peer, to, from) == NULL && peer_backoff_left(r->peer) > 0) {
+		slog(s,
+		     "event=dialback-error from=%s to=%s condition=remote-server-not-found "
+		     "reason=peer-backoff",
+		     from, to);
+		swritef(s,
+			"<db:result from='%s' to='%s' type='error'><error type='cancel'>"
+			"<remote-server-not-found xmlns='" NS_STANZAS "'/></error></db:result>",
+			t, f);
 		return;
 	}
 	o = out_get(r->peer, to, from);
@@ -1571,9 +1649,16 @@ void s2s_accept(void *uv_server, int direct)
 	}
 }
 
+static void backoff_reset(const struct runtime *rt)
+{
+	free(g.backoff);
+	g.backoff = calloc(rt->cfg->npeers ? rt->cfg->npeers : 1, sizeof(*g.backoff));
+}
+
 void s2s_init(struct runtime *rt)
 {
 	g.rt = runtime_ref(rt);
+	backoff_reset(rt);
 	g.limits.max_stanza_size = rt->cfg->max_stanza_size;
 }
 
@@ -1584,6 +1669,7 @@ void s2s_reload(struct runtime *rt)
 	size_t in = 0, out = 0;
 
 	g.rt = runtime_ref(rt);
+	backoff_reset(rt);
 	g.limits.max_stanza_size = rt->cfg->max_stanza_size;
 	for (s = g.streams; s != NULL; s = s->next)
 		s->dir == DIR_IN ? in++ : out++;
@@ -1644,4 +1730,6 @@ void s2s_free(void)
 {
 	runtime_unref(g.rt);
 	g.rt = NULL;
+	free(g.backoff);
+	g.backoff = NULL;
 }

@@ -729,6 +729,18 @@ class Suite:
         if (mc.hdr.get("from"), mc.hdr.get("to")) != ("c.example", "a.example"):
             raise Fail("bounce came on stream from=%r to=%r" % (mc.hdr.get("from"),
                                                                 mc.hdr.get("to")))
+        # right after a failure the next hop is in backoff: bounced at once,
+        # without hammering it with connection attempts
+        t0 = time.monotonic()
+        c.send("<message from='alice@a.example/r' to='carol@c.example' id='m13b'>"
+               "<body>again</body></message>")
+        pat2 = re.compile(r"<message\b[^>]*\bid='m13b'[^>]*>.*?</message>", re.S)
+        b2 = self.a.wait_for(lambda: [m.group(0) for mc2 in self.a.conns
+                                      for m in [pat2.search(mc2.raw)] if m], 3)
+        if not b2 or "next attempt in" not in b2[0] or "remote-server-not-found" not in b2[0]:
+            raise Fail("no backoff bounce for the second message: %r" % (b2,))
+        if "event=peer-backoff peer=down" not in open(self.args.log).read():
+            raise Fail("no event=peer-backoff in the relay log")
         # an error is never answered with an error
         before = self.a.all_raw().count("<message")
         c.send("<message from='alice@a.example/r' to='carol@c.example' id='m13e' type='error'>"
