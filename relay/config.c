@@ -64,6 +64,8 @@ const struct config_key config_keys[] = {
     {"limits.queue_max_bytes", "int", "4194304", "yes"},
     {"limits.max_stanza_size", "int", "262144", "yes"},
     {"limits.connections_per_address", "int", "100", "yes"},
+    {"limits.max_depth", "int", "64", "yes"},
+    {"limits.max_attributes", "int", "64", "yes"},
     {"peers", "list", "()", "yes"},
     {"peers.[].name", "string", "required", "yes"},
     {"peers.[].host", "string", "required", "yes"},
@@ -99,6 +101,8 @@ static const struct int_range {
     /* RFC 6120 13.12: a server must accept stanzas of at least 10000 bytes. */
     {"limits.max_stanza_size", 10000, 1LL << 26},
     {"limits.connections_per_address", 1, 1000000},
+    {"limits.max_depth", 4, 255},
+    {"limits.max_attributes", 8, 1024},
     {NULL, 0, 0},
 };
 
@@ -676,6 +680,8 @@ static void load_limits(struct loader *ld, const config_setting_t *root)
 	c->queue_max_bytes = (size_t)get_int(l, "queue_max_bytes", 4194304);
 	c->max_stanza_size = (size_t)get_int(l, "max_stanza_size", 262144);
 	c->connections_per_address = (unsigned)get_int(l, "connections_per_address", 100);
+	c->max_depth = (unsigned)get_int(l, "max_depth", 64);
+	c->max_attributes = (unsigned)get_int(l, "max_attributes", 64);
 }
 
 static int check_limits(struct loader *ld, const config_setting_t *root)

@@ -67,6 +67,8 @@ struct config {
 	size_t queue_max_bytes;		  /* per outbound stream, default 4 MiB */
 	size_t max_stanza_size;		  /* default 262144 */
 	unsigned connections_per_address; /* inbound streams from one address, default 100 */
+	unsigned max_depth;		  /* XML nesting below the stream, default 64 */
+	unsigned max_attributes;	  /* attributes in one tag, default 64 */
 	int refs;
 };
 

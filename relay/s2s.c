@@ -1660,6 +1660,8 @@ void s2s_init(struct runtime *rt)
 	g.rt = runtime_ref(rt);
 	backoff_reset(rt);
 	g.limits.max_stanza_size = rt->cfg->max_stanza_size;
+	g.limits.max_depth = rt->cfg->max_depth;
+	g.limits.max_attrs = rt->cfg->max_attributes;
 }
 
 void s2s_reload(struct runtime *rt)
@@ -1671,6 +1673,8 @@ void s2s_reload(struct runtime *rt)
 	g.rt = runtime_ref(rt);
 	backoff_reset(rt);
 	g.limits.max_stanza_size = rt->cfg->max_stanza_size;
+	g.limits.max_depth = rt->cfg->max_depth;
+	g.limits.max_attrs = rt->cfg->max_attributes;
 	for (s = g.streams; s != NULL; s = s->next)
 		s->dir == DIR_IN ? in++ : out++;
 	/* Streams keep the snapshot they started with; new streams, routing

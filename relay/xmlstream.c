@@ -115,6 +115,7 @@ struct xs {
 	void *ctx;		       /* borrowed, handed back to callbacks */
 	size_t max_size;
 	unsigned max_depth;
+	unsigned max_attrs;
 	xmlParserCtxtPtr parser; /* owned */
 
 	/* Framing. Offsets are absolute: bytes since the stream (re)start. */
@@ -1180,7 +1181,7 @@ static void xs_lex(struct xs *xs)
 				xs_lex_bad(xs, i - 3, XS_ERR_NOT_WELL_FORMED, "bad markup");
 			return;
 		case XL_TAG:
-			if ((c == '\'' || c == '"') && ++xs->lex_attrs > XS_MAX_ATTRS) {
+			if ((c == '\'' || c == '"') && ++xs->lex_attrs > xs->max_attrs) {
 				xs_lex_bad(xs, i, XS_ERR_POLICY_VIOLATION, "too many attributes");
 				return;
 			}
@@ -1407,6 +1408,7 @@ struct xs *xs_new(const struct xs_callbacks *cb, void *ctx, const struct xs_limi
 	xs->max_size =
 	    limits && limits->max_stanza_size ? limits->max_stanza_size : XS_DEFAULT_STANZA;
 	xs->max_depth = limits && limits->max_depth ? limits->max_depth : XS_DEFAULT_DEPTH;
+	xs->max_attrs = limits && limits->max_attrs ? limits->max_attrs : XS_MAX_ATTRS;
 	if (xs->max_depth > XS_LIBXML_DEPTH)
 		xs->max_depth = XS_LIBXML_DEPTH;
 	if (xs_open_parser(xs) < 0)

@@ -30,6 +30,7 @@ const char *xs_error_condition(enum xs_error err);
 struct xs_limits {
 	size_t max_stanza_size; /* bytes of one top-level element (0 = 262144) */
 	unsigned max_depth;	/* element nesting below the stream (0 = 64) */
+	unsigned max_attrs;	/* attributes, xmlns included, in one tag (0 = 64) */
 };
 
 struct xs_header {

@@ -1009,6 +1009,20 @@ class Suite:
         finally:
             stall.close()
 
+    # 27: limits enforced as bytes arrive: attributes, depth, size
+    def case_limits(self):
+        attrs65 = "".join(" a%d='x'" % i for i in range(65))
+        for name, stanza in [
+                ("attributes", "<message%s/>" % attrs65),
+                ("depth", "<message>" + "<x>" * 70 + "</x>" * 70 + "</message>"),
+                ("size", "<message><body>%s</body></message>" % ("y" * 300000))]:
+            c = self.stream("a.example", "sub.b.example")
+            c.send(stanza)
+            try:
+                expect_stream_error(c, "policy-violation")
+            except Fail as e:
+                raise Fail("%s: %s" % (name, e))
+
     # 14
     def case_relay_survives(self):
         c = self.conn()
@@ -1046,6 +1060,7 @@ class Suite:
         ("outbound-direct-tls", case_outbound_direct_tls),
         ("connections-per-address", case_connections_per_address),
         ("next-hop-stalls", case_next_hop_stalls),
+        ("limits", case_limits),
         ("relay-survives", case_relay_survives),
     ]
 

@@ -286,7 +286,7 @@ START_TEST(test_key_table)
 			ck_assert_msg(found, "%s has no parent row", k->path);
 		}
 	}
-	ck_assert_uint_eq(n, 38);
+	ck_assert_uint_eq(n, 40);
 }
 END_TEST
 
