@@ -243,7 +243,7 @@ struct feed_case {
 
 static void run_case(const struct feed_case *c, enum feed_mode mode, uint32_t seed, struct rec *r)
 {
-	struct xs_limits lim = {c->max_size, c->max_depth};
+	struct xs_limits lim = {c->max_size, c->max_depth, 0};
 	int p;
 
 	memset(r, 0, sizeof(*r));
