@@ -88,11 +88,12 @@ enum xs_lex {
 	XL_LT,	     /* after '<' */
 	XL_BANG,     /* after "<!" */
 	XL_BANG_DASH,
-	XL_TAG,	   /* inside a start or end tag */
-	XL_QUOTE1, /* inside a '...' value */
-	XL_QUOTE2, /* inside a "..." value */
-	XL_DECL,   /* inside the XML declaration */
-	XL_CDATA   /* inside "<![CDATA[...]]>" */
+	XL_TAG,	       /* inside a start or end tag */
+	XL_QUOTE1,     /* inside a '...' value */
+	XL_QUOTE2,     /* inside a "..." value */
+	XL_DECL,       /* inside the XML declaration */
+	XL_CDATA_OPEN, /* after "<![": "CDATA[" must follow */
+	XL_CDATA       /* inside "<![CDATA[...]]>" */
 };
 
 /* A child at depth 2 or 3 whose text is being collected. */
@@ -1165,7 +1166,8 @@ static void xs_lex(struct xs *xs)
 			break;
 		case XL_BANG:
 			if (c == '[') {
-				xs->lex = XL_CDATA;
+				xs->lex = XL_CDATA_OPEN;
+				xs->lex_run = 0;
 			} else if (c == '-') {
 				xs->lex = XL_BANG_DASH;
 			} else {
@@ -1202,6 +1204,19 @@ static void xs_lex(struct xs *xs)
 				xs_lex_bad(xs, i, XS_ERR_NOT_WELL_FORMED,
 					   "'<' in an attribute value");
 				return;
+			}
+			break;
+		case XL_CDATA_OPEN:
+			/* anything but "<![CDATA[" is refused here, at a fixed
+			 * byte, whatever the chunks (the fuzzer found "<![ " taken
+			 * for CDATA, so the error depended on the cuts) */
+			if (c != "CDATA["[xs->lex_run]) {
+				xs_lex_bad(xs, i, XS_ERR_NOT_WELL_FORMED, "bad markup after <![");
+				return;
+			}
+			if (++xs->lex_run == 6) {
+				xs->lex = XL_CDATA;
+				xs->lex_run = 0;
 			}
 			break;
 		case XL_CDATA:

@@ -740,6 +740,12 @@ static const struct feed_case cases[] = {
      0,
      3,
      NULL},
+    {"<![ not followed by CDATA[ (fuzzer: the error depended on the cuts)",
+     {HDR "<![ \"x]]><?"},
+     H_EV E("not-well-formed"),
+     0,
+     0,
+     NULL},
     {"64 attributes",
      {HDR "<presence a0='x' a1='x' a2='x' a3='x' a4='x' a5='x' a6='x' a7='x' a8='x' a9='x' a10='x' "
 	  "a11='x' a12='x' a13='x' a14='x' a15='x' a16='x' a17='x' a18='x' a19='x' a20='x' a21='x' "
