@@ -73,6 +73,74 @@ check: test-deps
 demo: deps all
 	sh test/lab/demo.sh $(BUILD)/xtrunkd
 
+# make fuzz: the libFuzzer targets test/fuzz/fuzz_*.c, built with clang
+# (ASan, UBSan, every UB report fatal) against $(LIB_SRCS) compiled the same
+# way into an archive in $(FUZZ_BUILD)/, then each run for FUZZ_SECONDS with
+# its seeds from test/fuzz/corpus/<name>/ (fuzz_<name>). New inputs go to
+# $(FUZZ_BUILD)/corpus/<target>/, crashes and leaks to
+# $(FUZZ_BUILD)/crashes/<target>/ and fail the target. Not part of make check.
+FUZZ_BUILD   ?= build-fuzz
+FUZZ_SECONDS ?= 60
+FUZZ_CC      ?= clang
+FUZZ_FLAGS    = -g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined \
+                -fno-sanitize-recover=all
+FUZZ_SRCS     = $(wildcard test/fuzz/fuzz_*.c)
+FUZZ_BINS     = $(FUZZ_SRCS:test/fuzz/%.c=$(FUZZ_BUILD)/%)
+FUZZ_OBJS     = $(LIB_SRCS:%.c=$(FUZZ_BUILD)/%.o)
+FUZZ_LIB      = $(FUZZ_BUILD)/libxtrunk.a
+
+fuzz: $(FUZZ_BINS)
+	@fail=; for b in $(FUZZ_BINS); do t=$${b##*/}; \
+	    mkdir -p $(FUZZ_BUILD)/corpus/$$t $(FUZZ_BUILD)/crashes/$$t; \
+	    s=test/fuzz/corpus/$${t#fuzz_}; seeds=; [ -d $$s ] && seeds=$$s; \
+	    echo "fuzz: $$t, $(FUZZ_SECONDS)s, log in $(FUZZ_BUILD)/$$t.log"; \
+	    $$b -max_total_time=$(FUZZ_SECONDS) -detect_leaks=1 -print_final_stats=1 \
+	        -artifact_prefix=$(FUZZ_BUILD)/crashes/$$t/ $(FUZZ_BUILD)/corpus/$$t $$seeds \
+	        </dev/null >$(FUZZ_BUILD)/$$t.log 2>&1 || fail="$$fail $$t"; \
+	    grep -E '^#[0-9]+' $(FUZZ_BUILD)/$$t.log | tail -n 1; \
+	done; \
+	if [ -n "$$fail" ]; then echo "fuzz: FAILED:$$fail (inputs in $(FUZZ_BUILD)/crashes/)"; exit 1; fi
+
+fuzz-cc:
+	@command -v $(FUZZ_CC) >/dev/null 2>&1 || { echo "make fuzz: $(FUZZ_CC) not found;" \
+	    "install the Debian package clang (apt-get install clang)"; exit 1; }
+	@mkdir -p $(FUZZ_BUILD)
+	@printf 'int LLVMFuzzerTestOneInput(const char *d, unsigned long n) { return 0; }\n' | \
+	    $(FUZZ_CC) -fsanitize=fuzzer -x c -o $(FUZZ_BUILD)/.cc-check - >/dev/null 2>&1 || { \
+	    echo "make fuzz: $(FUZZ_CC) has no libFuzzer runtime; install the Debian package" \
+	    "libclang-rt-$$($(FUZZ_CC) -dumpversion | cut -d. -f1)-dev"; exit 1; }
+
+$(FUZZ_BUILD)/%.o: %.c | fuzz-cc
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(XCFLAGS) $(FUZZ_FLAGS) -MMD -MP -c -o $@ $<
+
+$(FUZZ_LIB): $(FUZZ_OBJS)
+	rm -f $@
+	ar rcs $@ $^
+
+$(FUZZ_BUILD)/fuzz_%: test/fuzz/fuzz_%.c $(FUZZ_LIB) | fuzz-cc
+	$(FUZZ_CC) $(XCFLAGS) $(FUZZ_FLAGS) -MMD -MP -o $@ $< $(FUZZ_LIB) $(LDLIBS)
+
+-include $(shell find $(FUZZ_BUILD) -name '*.d' 2>/dev/null)
+
+.PHONY: fuzz fuzz-cc
+
+# make soak: test/soak/soak.sh runs a load of SOAK_RATE stanzas/s for
+# SOAK_SECONDS through the relay with faults injected (next hop refusing,
+# stalling, reset mid-stream; SIGHUP) and reports stanzas sent, delivered,
+# bounced and lost (must be 0) and the relay's memory every 5 s. Loopback
+# 127.0.0.30-32. Not part of make check; the issue asks for one run of
+# SOAK_SECONDS=1800 or more.
+SOAK_SECONDS ?= 120
+SOAK_RATE    ?= 2000
+SOAK_SEED    ?= 1
+
+soak: all
+	SOAK_SECONDS=$(SOAK_SECONDS) SOAK_RATE=$(SOAK_RATE) SOAK_SEED=$(SOAK_SEED) \
+	    bash test/soak/soak.sh $(BUILD)/xtrunkd
+
+.PHONY: soak
+
 install: all
 	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/share/man/man5 \
 	    $(DESTDIR)$(PREFIX)/share/man/man8 $(DESTDIR)$(PREFIX)/share/doc/xtrunk/examples

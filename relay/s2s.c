@@ -177,6 +177,11 @@ static void peer_reached(const struct stream *s, int ok)
 		b->retry_at = 0;
 		return;
 	}
+	/* Connects already under way when the first one failed count as the
+	 * same round: one doubling per round, not per parallel connect (the
+	 * soak saw four refusals in one millisecond jump from 8 s to 64 s). */
+	if (b->retry_at > now_ms())
+		return;
 	b->fails++;
 	b->retry_at = now_ms() + (1000ull << (b->fails > 7 ? 6 : b->fails - 1));
 	log_info("event=peer-backoff peer=%s failures=%u retry-in-ms=%llu",
