@@ -95,41 +95,9 @@ dir=$(mktemp -d /tmp/xtrunk-proto.XXXXXX) || exit 1
 watchdog_pid=$!
 
 # ---- PKI: throwaway CA, relay certificate, mock leaf certificate
+. "$(cd "$(dirname "$0")/../lab" && pwd)/testpki.sh"
 mkpki() {
-	cat >"$dir/ca.tmpl" <<EOF
-cn = "xtrunk protocol test CA"
-serial = 1
-expiration_days = 2
-ca
-cert_signing_key
-EOF
-	certtool --generate-privkey --no-text --key-type=ecdsa --outfile "$dir/ca.key" 2>/dev/null &&
-		certtool --generate-self-signed --no-text --load-privkey "$dir/ca.key" \
-			--template "$dir/ca.tmpl" --outfile "$dir/ca.pem" 2>/dev/null || return 1
-	for n in relay leaf; do
-		if [ "$n" = relay ]; then
-			names='dns_name = "relay.test"'
-		else
-			names='dns_name = "a.example"
-dns_name = "b.example"
-dns_name = "*.b.example"'
-		fi
-		cat >"$dir/$n.tmpl" <<EOF
-cn = "$n"
-$names
-serial = $(od -An -tu4 -N4 /dev/urandom | tr -d ' ')
-expiration_days = 2
-tls_www_server
-tls_www_client
-signing_key
-encryption_key
-EOF
-		certtool --generate-privkey --no-text --key-type=ecdsa --outfile "$dir/$n.key" 2>/dev/null &&
-			certtool --generate-certificate --no-text --load-privkey "$dir/$n.key" \
-				--load-ca-certificate "$dir/ca.pem" --load-ca-privkey "$dir/ca.key" \
-				--template "$dir/$n.tmpl" --outfile "$dir/$n.pem" 2>/dev/null || return 1
-	done
-	chmod 600 "$dir"/*.key
+	testpki_make "$dir" "xtrunk protocol test CA"
 }
 if ! mkpki; then
 	fail pki "certificate generation failed in $dir"

@@ -96,41 +96,9 @@ esac
 dir=$(mktemp -d /tmp/xtrunk-soak.XXXXXX) || exit 1
 
 # ---- PKI: throwaway CA, relay certificate, mock leaf certificate (as protocol.sh)
+. "$(cd "$(dirname "$0")/../lab" && pwd)/testpki.sh"
 mkpki() {
-	cat >"$dir/ca.tmpl" <<EOF
-cn = "xtrunk soak test CA"
-serial = 1
-expiration_days = 2
-ca
-cert_signing_key
-EOF
-	certtool --generate-privkey --no-text --key-type=ecdsa --outfile "$dir/ca.key" 2>/dev/null &&
-		certtool --generate-self-signed --no-text --load-privkey "$dir/ca.key" \
-			--template "$dir/ca.tmpl" --outfile "$dir/ca.pem" 2>/dev/null || return 1
-	for n in relay leaf; do
-		if [ "$n" = relay ]; then
-			names='dns_name = "relay.test"'
-		else
-			names='dns_name = "a.example"
-dns_name = "b.example"
-dns_name = "*.b.example"'
-		fi
-		cat >"$dir/$n.tmpl" <<EOF
-cn = "$n"
-$names
-serial = $(od -An -tu4 -N4 /dev/urandom | tr -d ' ')
-expiration_days = 2
-tls_www_server
-tls_www_client
-signing_key
-encryption_key
-EOF
-		certtool --generate-privkey --no-text --key-type=ecdsa --outfile "$dir/$n.key" 2>/dev/null &&
-			certtool --generate-certificate --no-text --load-privkey "$dir/$n.key" \
-				--load-ca-certificate "$dir/ca.pem" --load-ca-privkey "$dir/ca.key" \
-				--template "$dir/$n.tmpl" --outfile "$dir/$n.pem" 2>/dev/null || return 1
-	done
-	chmod 600 "$dir"/*.key
+	testpki_make "$dir" "xtrunk soak test CA"
 }
 if ! mkpki; then
 	fail pki "certificate generation failed in $dir"
