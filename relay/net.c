@@ -437,11 +437,6 @@ int net_tls_active(const struct net_conn *c)
 	return c->tls != NULL;
 }
 
-int net_tls_verify(struct net_conn *c, const char *name)
-{
-	return c->tls == NULL ? -ENOKEY : tls_verify_peer(c->tls, name);
-}
-
 int net_tls_check(struct net_conn *c, const char *domain, const struct ident_policy *p, char *why,
 		  size_t whylen)
 {

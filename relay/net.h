@@ -15,7 +15,7 @@ struct net_conn;
 struct tls_creds;
 
 struct net_callbacks {
-	/* outbound only: TCP connected (0) or failed (-errno) */
+	/* outbound only (may be NULL for net_accept): TCP connected (0) or failed (-errno) */
 	void (*on_connected)(void *ctx, int status);
 	/* plaintext received; borrowed for the call */
 	void (*on_data)(void *ctx, const char *data, size_t len);
@@ -53,7 +53,6 @@ int net_tls_has_cert(struct net_conn *c);
 /* Which certificate this side presented, or NULL. */
 const char *net_tls_presented(struct net_conn *c);
 int net_tls_active(const struct net_conn *c);
-int net_tls_verify(struct net_conn *c, const char *name);
 struct ident_policy;
 /* tls_peer_check on this connection's session; IDENT_NO_CERT without TLS. */
 int net_tls_check(struct net_conn *c, const char *domain, const struct ident_policy *p, char *why,

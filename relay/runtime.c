@@ -92,8 +92,7 @@ struct runtime *runtime_load(const char *path, const struct runtime *prev, char 
 		goto fail_tls;
 	}
 	for (i = 0; i < cfg->npeers; i++) {
-		if (tls_creds_client(cfg->peers[i].ca_file, rt->store, &rt->peer_creds[i], why,
-				     sizeof(why)) < 0)
+		if (tls_creds_client(rt->store, &rt->peer_creds[i], why, sizeof(why)) < 0)
 			goto fail_tls;
 		if (cfg->peers[i].ca_file != NULL &&
 		    load_trust(cfg->peers[i].ca_file, &rt->peer_trust[i], why, sizeof(why)) < 0)

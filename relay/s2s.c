@@ -440,6 +440,44 @@ static int dialback_allowed(const struct config *cfg, const char *domain)
 
 /* ---- lifetime ---- */
 
+static void vreq_free(struct vreq *v)
+{
+	free(v->from);
+	free(v->to);
+	free(v->id);
+	free(v->key);
+	free(v);
+}
+
+/* Return an error to the sender of the stanza b describes (RFC 6120 8.3),
+ * from the domain of its 'to', routed like any stanza. Errors are never
+ * answered with errors: bounce_build refuses them. Logs what it did. */
+static void bounce(const struct bounce_in *b, const char *condition, const char *text)
+{
+	const char *type = strcmp(condition, "remote-server-timeout") == 0 ||
+				   strcmp(condition, "resource-constraint") == 0
+			       ? "wait"
+			       : "cancel";
+	char buf[32768], fd[DOMAIN_MAX + 1], td[DOMAIN_MAX + 1];
+	const struct route *r;
+	int n = bounce_build(b, condition, type, text, buf, sizeof(buf));
+
+	if (n < 0) {
+		log_info("event=drop reason=%s kind=%s type=%s",
+			 n == -EPERM ? "error-not-bounced" : "bounce-not-built", b->name,
+			 b->type != NULL ? b->type : "-");
+		return;
+	}
+	if (jid_domain(b->to, fd, sizeof(fd)) < 0 || jid_domain(b->from, td, sizeof(td)) < 0 ||
+	    (r = route_lookup(g.rt->cfg->routes, td)) == NULL) {
+		log_warn("event=drop reason=no-route-for-bounce kind=%s", b->name);
+		return;
+	}
+	log_info("event=bounce kind=%s id=%s from=%s to=%s condition=%s", b->name,
+		 b->id != NULL ? b->id : "-", fd, td, condition);
+	forward(r->peer, fd, td, buf, (size_t)n, NULL);
+}
+
 static void stream_free(struct stream *s)
 {
 	struct qitem *q;
@@ -452,11 +490,7 @@ static void stream_free(struct stream *s)
 	}
 	while ((v = s->vreqs) != NULL) {
 		s->vreqs = v->next;
-		free(v->from);
-		free(v->to);
-		free(v->id);
-		free(v->key);
-		free(v);
+		vreq_free(v);
 	}
 	xs_free(s->xs);
 	runtime_unref(s->rt);
@@ -494,34 +528,11 @@ static void out_fail(struct stream *s, const char *condition, const char *why)
 	net_close(s->conn);
 	while ((q = s->qhead) != NULL) {
 		struct bounce_in b = {q->name, q->to, q->from, q->type, q->id};
-		char text[DOMAIN_MAX + 256], buf[32768];
-		int len;
+		char text[DOMAIN_MAX + 256];
 
 		s->qhead = q->next;
 		snprintf(text, sizeof(text), "xtrunk: next hop for %s: %s", s->remote, why);
-		len = bounce_build(&b, condition,
-				   strcmp(condition, "remote-server-timeout") == 0 ? "wait"
-										   : "cancel",
-				   text, buf, sizeof(buf));
-		if (len > 0) {
-			char fd[DOMAIN_MAX + 1], td[DOMAIN_MAX + 1];
-			const struct route *r;
-
-			/* the bounce goes from the original 'to' domain back to the sender */
-			if (jid_domain(q->to, fd, sizeof(fd)) >= 0 &&
-			    jid_domain(q->from, td, sizeof(td)) >= 0 &&
-			    (r = route_lookup(g.rt->cfg->routes, td)) != NULL) {
-				log_info("event=bounce kind=%s id=%s from=%s to=%s condition=%s",
-					 q->name, q->id ? q->id : "-", fd, td, condition);
-				forward(r->peer, fd, td, buf, (size_t)len, NULL);
-			} else {
-				log_warn("event=drop reason=no-route-for-bounce kind=%s to=%s",
-					 q->name, q->from);
-			}
-		} else {
-			log_info("event=drop reason=error-not-bounced kind=%s type=%s", q->name,
-				 q->type ? q->type : "-");
-		}
+		bounce(&b, condition, text);
 		free(q);
 	}
 	s->qtail = &s->qhead;
@@ -530,11 +541,7 @@ static void out_fail(struct stream *s, const char *condition, const char *why)
 		s->vreqs = v->next;
 		/* v->from is the domain we acted for (the inbound 'to'), v->to the sender */
 		in_verify_answer(v->in_serial, v->to, v->from, -1, condition);
-		free(v->from);
-		free(v->to);
-		free(v->id);
-		free(v->key);
-		free(v);
+		vreq_free(v);
 	}
 }
 
@@ -758,11 +765,7 @@ static void out_on_db(struct stream *s, const struct xs_stanza *st)
 		net_set_timer(s->conn, s->cfg->idle_timeout * 1000);
 	in_verify_answer(v->in_serial, from, to, st->type != NULL && strcmp(st->type, "valid") == 0,
 			 NULL);
-	free(v->from);
-	free(v->to);
-	free(v->id);
-	free(v->key);
-	free(v);
+	vreq_free(v);
 }
 
 static void out_on_stanza(struct stream *s, const struct xs_stanza *st)
@@ -898,14 +901,12 @@ static const struct net_callbacks out_net_cb = {
 
 static const struct xs_callbacks stream_xs_cb;
 
-static struct stream *out_get(int peer, const char *from, const char *to)
+/* A new outbound stream for the pair; the caller looked in the pool. */
+static struct stream *out_new(int peer, const char *from, const char *to)
 {
 	const struct cfg_peer *p = &g.rt->cfg->peers[peer];
-	struct stream *s = out_find(peer, from, to);
+	struct stream *s = calloc(1, sizeof(*s));
 
-	if (s != NULL)
-		return s;
-	s = calloc(1, sizeof(*s));
 	if (s == NULL)
 		return NULL;
 	s->dir = DIR_OUT;
@@ -939,29 +940,28 @@ static void forward(int peer, const char *from_dom, const char *to_dom, const ch
 		    size_t len, const struct bounce_in *b)
 {
 	const char *kind = b != NULL ? b->name : "error";
-	unsigned wait = out_find(peer, from_dom, to_dom) == NULL ? peer_backoff_left(peer) : 0;
-	struct stream *s = wait == 0 ? out_get(peer, from_dom, to_dom) : NULL;
+	struct stream *s = out_find(peer, from_dom, to_dom); /* one search per stanza */
 	struct qitem *q;
 	size_t need;
 	char *p;
 
-	if (wait > 0) {
-		char text[128], buf[32768];
-		const struct route *r = route_lookup(g.rt->cfg->routes, from_dom);
-		int n;
+	if (s == NULL) {
+		unsigned wait = peer_backoff_left(peer);
 
-		snprintf(text, sizeof(text),
-			 "xtrunk: next hop %.40s unreachable; next attempt in %u s",
-			 g.rt->cfg->peers[peer].name, wait);
-		n = b != NULL ? bounce_build(b, "remote-server-not-found", "cancel", text, buf,
-					     sizeof(buf))
-			      : -EPERM;
-		if (n > 0 && r != NULL)
-			forward(r->peer, to_dom, from_dom, buf, (size_t)n, NULL);
-		else
-			log_info("event=drop reason=peer-backoff kind=%s from=%s to=%s", kind,
-				 from_dom, to_dom);
-		return;
+		if (wait > 0) {
+			char text[128];
+
+			snprintf(text, sizeof(text),
+				 "xtrunk: next hop %.40s unreachable; next attempt in %u s",
+				 g.rt->cfg->peers[peer].name, wait);
+			if (b != NULL)
+				bounce(b, "remote-server-not-found", text);
+			else
+				log_info("event=drop reason=peer-backoff kind=%s from=%s to=%s",
+					 kind, from_dom, to_dom);
+			return;
+		}
+		s = out_new(peer, from_dom, to_dom);
 	}
 	if (s == NULL) {
 		log_err("event=drop reason=out-of-memory kind=%s from=%s to=%s", kind, from_dom,
@@ -982,21 +982,11 @@ static void forward(int peer, const char *from_dom, const char *to_dom, const ch
 	if (s->state == ST_ESTABLISHED || s->qcount >= s->cfg->queue_max_stanzas ||
 	    s->qbytes + len > s->cfg->queue_max_bytes) {
 		slog(s, "event=queue-full kind=%s from=%s to=%s", kind, from_dom, to_dom);
-		if (b != NULL) {
-			char buf[32768];
-			int n =
-			    bounce_build(b, "resource-constraint", "wait",
-					 "xtrunk: queue toward next hop is full", buf, sizeof(buf));
-			const struct route *r = route_lookup(g.rt->cfg->routes, from_dom);
-
-			if (n > 0 && r != NULL) {
-				forward(r->peer, to_dom, from_dom, buf, (size_t)n, NULL);
-				return;
-			}
-		}
-		/* an error (never answered with an error) or nothing to bounce to */
-		log_info("event=drop reason=queue-full kind=%s from=%s to=%s", kind, from_dom,
-			 to_dom);
+		if (b != NULL)
+			bounce(b, "resource-constraint", "xtrunk: queue toward next hop is full");
+		else /* our own error stanza: never answered with an error */
+			log_info("event=drop reason=queue-full kind=%s from=%s to=%s", kind,
+				 from_dom, to_dom);
 		return;
 	}
 	need = sizeof(*q) + len + 1;
@@ -1166,7 +1156,8 @@ static void in_on_db_result(struct stream *s, const struct xs_stanza *st)
 		stream_error(s, "resource-constraint", "too many dialback requests in flight");
 		return;
 	}
-	if (out_find(r->peer, to, from) == NULL && peer_backoff_left(r->peer) > 0) {
+	o = out_find(r->peer, to, from);
+	if (o == NULL && peer_backoff_left(r->peer) > 0) {
 		slog(s,
 		     "event=dialback-error from=%s to=%s condition=remote-server-not-found "
 		     "reason=peer-backoff",
@@ -1177,7 +1168,8 @@ static void in_on_db_result(struct stream *s, const struct xs_stanza *st)
 			t, f);
 		return;
 	}
-	o = out_get(r->peer, to, from);
+	if (o == NULL)
+		o = out_new(r->peer, to, from);
 	v = o != NULL ? calloc(1, sizeof(*v)) : NULL;
 	if (v == NULL) {
 		stream_error(s, "internal-server-error", NULL);
@@ -1447,9 +1439,7 @@ static void xs_on_close(void *ctx)
 	struct stream *s = ctx;
 
 	slog(s, "event=peer-closed-stream");
-	if (s->dir == DIR_OUT && s->state != ST_ESTABLISHED)
-		out_fail(s, "remote-server-timeout", "next hop closed the stream");
-	else if (s->dir == DIR_OUT)
+	if (s->dir == DIR_OUT)
 		out_fail(s, "remote-server-timeout", "next hop closed the stream");
 	else
 		stream_close(s);
@@ -1566,14 +1556,7 @@ static void on_error(void *ctx, int status)
 	s->state = ST_CLOSING;
 }
 
-static void in_on_connected(void *ctx, int status)
-{
-	(void)ctx;
-	(void)status;
-}
-
 static const struct net_callbacks in_net_cb = {
-    .on_connected = in_on_connected,
     .on_data = on_data,
     .on_tls = in_on_tls,
     .on_timeout = on_timeout,

@@ -27,8 +27,7 @@ static gnutls_priority_t tls_prio; /* owned, process-wide */
 
 struct tls_creds {
 	gnutls_certificate_credentials_t x509; /* owned */
-	int have_ca;
-	struct store *store;   /* ref or NULL */
+	struct store *store;		       /* ref or NULL */
 	gnutls_pcert_st *dflt; /* owned array or NULL: default chain when a store is used */
 	unsigned ndflt;
 	gnutls_privkey_t dflt_key; /* owned or NULL */
@@ -203,27 +202,18 @@ fail:
 	return -EINVAL;
 }
 
-int tls_creds_client(const char *ca_file, struct store *store, struct tls_creds **out, char *err,
-		     size_t errlen)
+int tls_creds_client(struct store *store, struct tls_creds **out, char *err, size_t errlen)
 {
 	struct tls_creds *c;
-	int rc;
 
 	if (tls_global_init() < 0)
 		return -EIO;
 	c = calloc(1, sizeof(*c));
 	if (c == NULL)
 		return -ENOMEM;
-	if (gnutls_certificate_allocate_credentials(&c->x509) < 0)
+	if (gnutls_certificate_allocate_credentials(&c->x509) < 0) {
+		snprintf(err, errlen, "out of memory");
 		goto fail;
-	if (ca_file != NULL) {
-		rc = gnutls_certificate_set_x509_trust_file(c->x509, ca_file, GNUTLS_X509_FMT_PEM);
-		if (rc <= 0) {
-			snprintf(err, errlen, "%s: no CA certificate loaded (%s); give a PEM file",
-				 ca_file, rc < 0 ? gnutls_strerror(rc) : "file holds none");
-			goto fail;
-		}
-		c->have_ca = 1;
 	}
 	if (store != NULL) {
 		c->store = store_ref(store);
@@ -465,21 +455,6 @@ void tls_bye(struct tls_session *t)
 void tls_stop(struct tls_session *t)
 {
 	t->stopped = 1;
-}
-
-int tls_verify_peer(struct tls_session *t, const char *name)
-{
-	unsigned status = 0;
-	int rc;
-
-	if (!t->creds->have_ca)
-		return -ENOKEY;
-	if (gnutls_certificate_get_peers(t->s, NULL) == NULL)
-		return -ENOKEY;
-	rc = gnutls_certificate_verify_peers3(t->s, name, &status);
-	if (rc < 0 || status != 0)
-		return -EBADMSG;
-	return 0;
 }
 
 const char *tls_presented(struct tls_session *t)

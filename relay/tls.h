@@ -23,10 +23,10 @@ int tls_set_priority(const char *priority, char *err, size_t errlen);
  * message naming the file in err. */
 int tls_creds_server(const char *cert_file, const char *key_file, struct store *store,
 		     struct tls_creds **out, char *err, size_t errlen);
-/* Client credentials; ca_file may be NULL. With a store, the session
- * presents the store's certificate for its stream 'from' when asked. */
-int tls_creds_client(const char *ca_file, struct store *store, struct tls_creds **out, char *err,
-		     size_t errlen);
+/* Client credentials. With a store, the session presents the store's
+ * certificate for its stream 'from' when asked. The peer's certificate is
+ * checked by the caller with tls_peer_check (certs/identity), not here. */
+int tls_creds_client(struct store *store, struct tls_creds **out, char *err, size_t errlen);
 /* Accepts NULL. */
 void tls_creds_free(struct tls_creds *c);
 
@@ -67,10 +67,6 @@ void tls_bye(struct tls_session *t);
 /* Stop delivering plaintext from the current tls_feed (owner is closing). */
 void tls_stop(struct tls_session *t);
 
-/* Check the peer certificate chain against the client credentials' CA
- * and the name. Returns 0, -ENOKEY (no certificate), -EBADMSG (untrusted
- * or wrong name). With no CA configured, returns -ENOKEY. */
-int tls_verify_peer(struct tls_session *t, const char *name);
 struct ident_policy;
 /* Check the peer's certificate chain for an XMPP domain with
  * certs/identity (RFC 6125, pins). Returns an enum ident_result (0 = ok);
