@@ -1292,17 +1292,9 @@ static void in_on_sasl_auth(struct stream *s, const struct xs_stanza *st)
 	const char *mech = NULL;
 	int n;
 
-	/* the mechanism attribute is not among the decoded ones: read it */ if (memmem(
-										     st->bytes,
-										     st->len,
-										     "'EXTERNAL'",
-										     10) != NULL ||
-										 memmem(
-										     st->bytes,
-										     st->len,
-										     "\"EXTERNAL\"",
-										     10) != NULL)
-		mech = "EXTERNAL";
+	mech = xs_attr_get(st->attrs, st->nattrs, "mechanism");
+	if (mech != NULL && strcmp(mech, "EXTERNAL") != 0)
+		mech = NULL;
 	if (!s->tls || s->sasl_done || s->remote[0] == '\0') {
 		in_sasl_failure(s, "not-authorized", "SASL needs TLS and a stream 'from'");
 		return;

@@ -61,7 +61,6 @@
 #define XS_DEFAULT_STANZA 262144
 #define XS_DEFAULT_DEPTH 64
 #define XS_LIBXML_DEPTH 255   /* libxml2 refuses deeper nesting without HUGE */
-#define XS_TEXT_MAX 1024      /* bytes of text kept per child element */
 #define XS_DECL_MAX 512	      /* longest XML declaration we wait for */
 #define XS_BUF_KEEP 16384     /* framing buffer kept between stanzas */
 #define XS_DICT_MIN (1 << 20) /* floor of libxml2's name dictionary limit */
@@ -96,12 +95,21 @@ enum xs_lex {
 	XL_CDATA       /* inside "<![CDATA[...]]>" */
 };
 
-/* A child at depth 2 or 3 whose text is being collected. */
+/* A child at depth 2, 3 or 4 whose text is being collected. */
 struct xs_open_child {
 	size_t idx; /* index in children[], XS_NO_STR when not recorded */
 	size_t len;
 	int full;
 	char text[XS_TEXT_MAX];
+};
+
+/* What is known of a recorded child before delivery. */
+struct xs_crec {
+	size_t text;	   /* offset in strs, or XS_NO_STR */
+	size_t attr0;	   /* its first attribute in attrs[] */
+	size_t start, end; /* absolute stream offsets */
+	size_t parent2;	   /* the depth-2 ancestor's index, or XS_NO_STR */
+	unsigned ndesc;	   /* depth 2: descendants recorded */
 };
 
 /* A namespace declaration of the inbound header that the canonical
@@ -148,12 +156,19 @@ struct xs {
 	size_t el_start, el_name_end;
 	const xmlChar *el_name, *el_ns; /* borrowed from the parser dictionary */
 	size_t el_attr[4];		/* to, from, type, id: offsets in strs */
-	/* name and ns borrowed from the parser dictionary; text set from strs
-	 * on delivery */
-	struct xs_child children[XS_MAX_CHILDREN];
-	size_t child_text[XS_MAX_CHILDREN]; /* offsets in strs */
-	size_t nchildren;
-	struct xs_open_child open[2]; /* depth 2 and depth 3 */
+	/* Recorded children: name and ns borrowed from the parser dictionary;
+	 * text, attributes and offsets set from crec on delivery. Grown on
+	 * demand, bounded by XS_MAX_CHILDREN * (1 + XS_MAX_DESCENDANTS). */
+	struct xs_child *children; /* owned */
+	struct xs_crec *crec;	   /* owned, parallel to children */
+	size_t children_cap, crec_cap, nchildren, n2;
+	/* Recorded attributes: the top-level element's first (el_nattrs),
+	 * then each child's; values set from attr_val on delivery. */
+	struct xs_attr *attrs; /* owned */
+	size_t *attr_val;      /* owned, offsets in strs, parallel to attrs */
+	size_t attrs_cap, attrv_cap, nattrs, el_nattrs;
+	int el_partial;
+	struct xs_open_child open[3]; /* depth 2, 3 and 4 */
 
 	/* Decoded values of the current header or element. */
 	char *strs; /* owned */
@@ -225,6 +240,27 @@ static int xs_reserve(char **p, size_t *cap, size_t need)
 		ncap *= 2;
 	}
 	n = xmlRealloc(*p, ncap);
+	if (n == NULL)
+		return -ENOMEM;
+	*p = n;
+	*cap = ncap;
+	return 0;
+}
+
+/* Grow an array of elements of size el to hold need of them. */
+static int xs_grow(void **p, size_t *cap, size_t need, size_t el)
+{
+	size_t ncap;
+	void *n;
+
+	if (need <= *cap)
+		return 0;
+	ncap = *cap ? *cap * 2 : 8;
+	if (ncap < need)
+		ncap = need;
+	if (ncap > SIZE_MAX / el)
+		return -ENOMEM;
+	n = xmlRealloc(*p, ncap * el);
 	if (n == NULL)
 		return -ENOMEM;
 	*p = n;
@@ -646,6 +682,39 @@ static size_t xs_find_start(struct xs *xs, const xmlChar *prefix, const xmlChar 
 	return pos;
 }
 
+/* Record up to max of the SAX2 attributes; sets *partial when some are
+ * left out. Returns how many were recorded. */
+static size_t xs_put_attrs(struct xs *xs, int nb_attributes, const xmlChar **attributes, size_t max,
+			   int *partial)
+{
+	size_t n = 0;
+
+	for (int i = 0; i < nb_attributes; i++) {
+		const xmlChar **a = &attributes[5 * i];
+		struct xs_attr *at;
+
+		if (n == max) {
+			*partial = 1;
+			break;
+		}
+		if (xs_grow((void **)&xs->attrs, &xs->attrs_cap, xs->nattrs + 1,
+			    sizeof(*xs->attrs)) < 0 ||
+		    xs_grow((void **)&xs->attr_val, &xs->attrv_cap, xs->nattrs + 1,
+			    sizeof(*xs->attr_val)) < 0) {
+			xs_fail(xs, XS_ERR_POLICY_VIOLATION, "out of memory");
+			break;
+		}
+		at = &xs->attrs[xs->nattrs];
+		at->name = (const char *)a[0];
+		at->ns = a[2] ? (const char *)a[2] : "";
+		at->value = NULL;
+		xs->attr_val[xs->nattrs++] =
+		    xs_put(xs, (const char *)a[3], (size_t)(a[4] - a[3]), 1);
+		n++;
+	}
+	return n;
+}
+
 static void xs_start_stanza(struct xs *xs, const xmlChar *localname, const xmlChar *prefix,
 			    const xmlChar *uri, int nb_namespaces, const xmlChar **namespaces,
 			    int nb_attributes, const xmlChar **attributes)
@@ -663,7 +732,11 @@ static void xs_start_stanza(struct xs *xs, const xmlChar *localname, const xmlCh
 	xs->el_name = localname;
 	xs->el_ns = uri;
 	xs->strs_len = 0;
-	xs->nchildren = 0;
+	xs->nchildren = xs->n2 = 0;
+	xs->nattrs = xs->el_nattrs = 0;
+	xs->el_partial = 0;
+	for (k = 0; k < 3; k++)
+		xs->open[k].idx = XS_NO_STR;
 	for (k = 0; k < 4; k++)
 		xs->el_attr[k] = XS_NO_STR;
 	memset(xs->skip, 0, sizeof(xs->skip));
@@ -686,37 +759,106 @@ static void xs_start_stanza(struct xs *xs, const xmlChar *localname, const xmlCh
 			xs->lang_skip = 1;
 		}
 	}
+	xs->el_nattrs =
+	    xs_put_attrs(xs, nb_attributes, attributes, XS_MAX_STANZA_ATTRS, &xs->el_partial);
+}
+
+/* Where the tag whose '>' or "/>" libxml2 has reached starts: the last
+ * '<' before it (values cannot hold a '<', the lexer refuses it). */
+static size_t xs_tag_start(const struct xs *xs)
+{
+	long consumed = xmlByteConsumed(xs->parser);
+	size_t p;
+
+	if (consumed < 0 || (size_t)consumed <= xs->el_start ||
+	    (size_t)consumed > xs->base + xs->len)
+		return XS_NO_STR;
+	for (p = (size_t)consumed; p > xs->el_start; p--)
+		if (xs->buf[p - 1 - xs->base] == '<')
+			return p - 1;
+	return XS_NO_STR;
 }
 
 static void xs_start_child(struct xs *xs, unsigned depth, const xmlChar *localname,
-			   const xmlChar *uri)
+			   const xmlChar *uri, int nb_attributes, const xmlChar **attributes)
 {
 	struct xs_open_child *o = &xs->open[depth - 2];
+	size_t parent2 = XS_NO_STR, idx, start;
 	struct xs_child *c;
+	struct xs_crec *r;
 
 	o->idx = XS_NO_STR;
 	o->len = 0;
 	o->full = 0;
-	if (xs->nchildren >= XS_MAX_CHILDREN)
+	if (depth == 2) {
+		if (xs->n2 >= XS_MAX_CHILDREN) {
+			xs->el_partial = 1;
+			return;
+		}
+	} else {
+		size_t pidx = xs->open[depth - 3].idx;
+
+		if (pidx == XS_NO_STR) /* the parent was not recorded */
+			return;
+		parent2 = depth == 3 ? pidx : xs->crec[pidx].parent2;
+		if (xs->crec[parent2].ndesc >= XS_MAX_DESCENDANTS) {
+			xs->children[parent2].partial = 1;
+			return;
+		}
+	}
+	start = xs_tag_start(xs);
+	if (start == XS_NO_STR) {
+		xs_fail(xs, XS_ERR_NOT_WELL_FORMED, "framing: bad parser offset");
 		return;
-	o->idx = xs->nchildren++;
-	c = &xs->children[o->idx];
+	}
+	if (xs_grow((void **)&xs->children, &xs->children_cap, xs->nchildren + 1,
+		    sizeof(*xs->children)) < 0 ||
+	    xs_grow((void **)&xs->crec, &xs->crec_cap, xs->nchildren + 1, sizeof(*xs->crec)) < 0) {
+		xs_fail(xs, XS_ERR_POLICY_VIOLATION, "out of memory");
+		return;
+	}
+	idx = xs->nchildren++;
+	if (depth == 2)
+		xs->n2++;
+	else
+		xs->crec[parent2].ndesc++;
+	o->idx = idx;
+	c = &xs->children[idx];
+	r = &xs->crec[idx];
+	memset(c, 0, sizeof(*c));
 	c->depth = depth;
 	c->name = (const char *)localname;
 	c->ns = uri ? (const char *)uri : "";
 	c->text = "";
-	xs->child_text[o->idx] = XS_NO_STR;
+	r->text = XS_NO_STR;
+	r->start = start;
+	r->end = start;
+	r->parent2 = parent2;
+	r->ndesc = 0;
+	r->attr0 = xs->nattrs;
+	c->nattrs = xs_put_attrs(xs, nb_attributes, attributes, XS_MAX_CHILD_ATTRS, &c->partial);
 }
 
 static void xs_end_child(struct xs *xs, unsigned depth)
 {
 	struct xs_open_child *o = &xs->open[depth - 2];
+	long consumed = xmlByteConsumed(xs->parser);
+	struct xs_crec *r;
 
 	if (o->idx == XS_NO_STR)
 		return;
+	r = &xs->crec[o->idx];
+	if (consumed < 0 || (size_t)consumed <= r->start || (size_t)consumed > xs->base + xs->len ||
+	    xs->buf[(size_t)consumed - 1 - xs->base] != '>') {
+		xs_fail(xs, XS_ERR_NOT_WELL_FORMED, "framing: bad parser offset");
+		return;
+	}
+	r->end = (size_t)consumed;
+	if (o->full)
+		xs->children[o->idx].partial = 1;
 	while (o->len > 0 && xs_blank((unsigned char)o->text[o->len - 1]))
 		o->len--;
-	xs->child_text[o->idx] = xs_put(xs, o->text, o->len, 0);
+	r->text = xs_put(xs, o->text, o->len, 0);
 	o->idx = XS_NO_STR;
 }
 
@@ -782,7 +924,7 @@ static void xs_end_stanza(struct xs *xs)
 {
 	struct xs_stanza s;
 	long consumed = xmlByteConsumed(xs->parser);
-	size_t end, i;
+	size_t end, i, add;
 
 	/* just past the closing '>', for "</x>" and "/>" alike */
 	if (consumed < 0 || (size_t)consumed <= xs->el_start ||
@@ -801,13 +943,28 @@ static void xs_end_stanza(struct xs *xs)
 	s.from = xs_str(xs, xs->el_attr[1]);
 	s.type = xs_str(xs, xs->el_attr[2]);
 	s.id = xs_str(xs, xs->el_attr[3]);
-	for (i = 0; i < xs->nchildren; i++) {
-		const char *t = xs_str(xs, xs->child_text[i]);
+	for (i = 0; i < xs->nattrs; i++) {
+		const char *v = xs_str(xs, xs->attr_val[i]);
 
-		xs->children[i].text = t ? t : "";
+		xs->attrs[i].value = v ? v : "";
 	}
+	/* children sit after the first tag's name, behind any splice */
+	add = s.len - (end - xs->el_start);
+	for (i = 0; i < xs->nchildren; i++) {
+		const struct xs_crec *r = &xs->crec[i];
+		const char *t = xs_str(xs, r->text);
+		struct xs_child *c = &xs->children[i];
+
+		c->text = t ? t : "";
+		c->attrs = xs->attrs + r->attr0;
+		c->start = r->start - xs->el_start + add;
+		c->end = r->end - xs->el_start + add;
+	}
+	s.attrs = xs->attrs;
+	s.nattrs = xs->el_nattrs;
 	s.children = xs->children;
 	s.nchildren = xs->nchildren;
+	s.partial = xs->el_partial;
 	xs->last_end = xs->head = end;
 	if (xs->cb->on_stanza)
 		xs->cb->on_stanza(xs->ctx, &s);
@@ -859,8 +1016,8 @@ static void xs_sax_start(void *ud, const xmlChar *localname, const xmlChar *pref
 	if (depth == 1)
 		xs_start_stanza(xs, localname, prefix, uri, nb_namespaces, namespaces,
 				nb_attributes, attributes);
-	else if (depth <= 3)
-		xs_start_child(xs, depth, localname, uri);
+	else if (depth <= 4)
+		xs_start_child(xs, depth, localname, uri, nb_attributes, attributes);
 }
 
 static void xs_sax_end(void *ud, const xmlChar *localname, const xmlChar *prefix,
@@ -876,7 +1033,7 @@ static void xs_sax_end(void *ud, const xmlChar *localname, const xmlChar *prefix
 		xs_end_stream(xs);
 	else if (depth == 1)
 		xs_end_stanza(xs);
-	else if (depth <= 3)
+	else if (depth <= 4)
 		xs_end_child(xs, depth);
 }
 
@@ -894,7 +1051,7 @@ static void xs_sax_text(void *ud, const xmlChar *ch, int len)
 					"text between top-level elements");
 				return;
 			}
-	} else if (xs->level == 3 || xs->level == 4) {
+	} else if (xs->level >= 3 && xs->level <= 5) {
 		xs_child_text(&xs->open[xs->level - 3], (const char *)ch, (size_t)len);
 	}
 }
@@ -1390,7 +1547,8 @@ static void xs_clear(struct xs *xs)
 	xs->halt = XS_RUNNING;
 	xs->prolog_ok = xs->header_done = xs->header_empty = 0;
 	xs->level = 0;
-	xs->nchildren = 0;
+	xs->nchildren = xs->n2 = 0;
+	xs->nattrs = xs->el_nattrs = 0;
 	xs->strs_len = 0;
 	xs->detail[0] = '\0';
 }
@@ -1441,6 +1599,10 @@ static void xs_destroy(struct xs *xs)
 	xmlFree(xs->strs);
 	xmlFree(xs->splice);
 	xmlFree(xs->out);
+	xmlFree(xs->children);
+	xmlFree(xs->crec);
+	xmlFree(xs->attrs);
+	xmlFree(xs->attr_val);
 	xmlFree(xs);
 }
 
@@ -1454,4 +1616,12 @@ void xs_free(struct xs *xs)
 		return;
 	}
 	xs_destroy(xs);
+}
+
+const char *xs_attr_get(const struct xs_attr *attrs, size_t nattrs, const char *name)
+{
+	for (size_t i = 0; i < nattrs; i++)
+		if (attrs[i].ns[0] == '\0' && strcmp(attrs[i].name, name) == 0)
+			return attrs[i].value;
+	return NULL;
 }

@@ -40,15 +40,38 @@ struct xs_header {
 	int has_dialback_ns;
 };
 
-/* One child element of a top-level element, at depth 2 or 3 below the
- * stream (e.g. <starttls/> in <stream:features>, and <required/> in it). */
-struct xs_child {
-	unsigned depth;	       /* 2 = child of the stanza, 3 = grandchild */
-	const char *name, *ns; /* local name and namespace URI */
-	const char *text;      /* character data of the element (trimmed), "" if none */
+/* A decoded attribute (entities resolved). */
+struct xs_attr {
+	const char *name;  /* local name */
+	const char *ns;	   /* namespace URI, "" when unprefixed */
+	const char *value; /* NUL-terminated */
 };
 
-#define XS_MAX_CHILDREN 32
+/* One element below a top-level element, at depth 2, 3 or 4 below the
+ * stream (e.g. <starttls/> in <stream:features> and <required/> in it;
+ * message > securitylabel > label > esssecuritylabel). Recorded in
+ * document order, each only if its parent was: at most XS_MAX_CHILDREN
+ * at depth 2, and at most XS_MAX_DESCENDANTS below each of those, so a
+ * large payload cannot crowd out the elements after it. */
+struct xs_child {
+	unsigned depth;		     /* 2 = child of the stanza, 3 = grandchild, 4 */
+	const char *name, *ns;	     /* local name and namespace URI */
+	const char *text;	     /* character data of the element (trimmed), "" if none */
+	const struct xs_attr *attrs; /* the first XS_MAX_CHILD_ATTRS attributes */
+	size_t nattrs;
+	/* [start, end): the whole element within the stanza's bytes */
+	size_t start, end;
+	/* something of this element was not recorded: text longer than
+	 * XS_TEXT_MAX, attributes beyond XS_MAX_CHILD_ATTRS, or (depth 2)
+	 * descendants beyond XS_MAX_DESCENDANTS */
+	int partial;
+};
+
+#define XS_MAX_CHILDREN 32     /* recorded elements at depth 2 */
+#define XS_MAX_DESCENDANTS 16  /* recorded elements at depth 3-4 under each */
+#define XS_MAX_CHILD_ATTRS 8   /* recorded attributes of each child */
+#define XS_MAX_STANZA_ATTRS 32 /* recorded attributes of the top-level element */
+#define XS_TEXT_MAX 1024       /* bytes of text kept per child element */
 
 struct xs_stanza {
 	/* The bytes of the whole element, exactly as received, except that when
@@ -64,10 +87,19 @@ struct xs_stanza {
 	const char *ns;	  /* namespace URI of the element */
 	/* decoded attribute values of the top-level element, NULL if absent */
 	const char *to, *from, *type, *id;
-	/* the first XS_MAX_CHILDREN elements at depth 2 and 3, document order */
+	/* every attribute of the top-level element as received (up to
+	 * XS_MAX_STANZA_ATTRS; spliced declarations are not attributes) */
+	const struct xs_attr *attrs;
+	size_t nattrs;
+	/* the recorded elements at depth 2-4, document order */
 	const struct xs_child *children;
 	size_t nchildren;
+	/* depth-2 elements or top-level attributes were left unrecorded */
+	int partial;
 };
+
+/* The decoded value of attribute name (no namespace) in attrs, or NULL. */
+const char *xs_attr_get(const struct xs_attr *attrs, size_t nattrs, const char *name);
 
 struct xs_callbacks {
 	void (*on_header)(void *ctx, const struct xs_header *h);

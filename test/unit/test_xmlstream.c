@@ -133,6 +133,33 @@ static void on_header(void *ctx, const struct xs_header *h)
 		nz(h->id), nz(h->version), nz(h->lang), h->has_dialback_ns);
 }
 
+/* A child's byte range holds exactly that element: it starts with '<' and
+ * its (possibly prefixed) name, ends with '>', and lies inside its parent's
+ * range (the previous recorded element one level up). */
+static void check_child_range(const struct xs_stanza *s, size_t i)
+{
+	const struct xs_child *c = &s->children[i];
+	const char *p = s->bytes + c->start + 1, *colon;
+	size_t nl = strlen(c->name);
+
+	ck_assert_uint_lt(c->start, c->end);
+	ck_assert_uint_le(c->end, s->len);
+	ck_assert_int_eq(s->bytes[c->start], '<');
+	ck_assert_int_eq(s->bytes[c->end - 1], '>');
+	colon = memchr(p, ':', (size_t)(s->bytes + c->end - p));
+	if (colon != NULL && colon < p + strcspn(p, " \t\r\n/>"))
+		p = colon + 1;
+	ck_assert_msg(strncmp(p, c->name, nl) == 0 && strchr(" \t\r\n/>", p[nl]) != NULL,
+		      "child %zu range does not start with its name", i);
+	for (size_t j = i; j-- > 0;)
+		if (s->children[j].depth + 1 == c->depth) {
+			ck_assert_uint_gt(c->start, s->children[j].start);
+			ck_assert_uint_lt(c->end, s->children[j].end);
+			break;
+		}
+	ck_assert(c->depth == 2 || i > 0);
+}
+
 static void on_stanza(void *ctx, const struct xs_stanza *s)
 {
 	struct rec *r = ctx;
@@ -142,10 +169,18 @@ static void on_stanza(void *ctx, const struct xs_stanza *s)
 	ck_assert_uint_gt(s->len, 0);
 	rec_add(r, "S %s {%s} to=%s from=%s type=%s id=%s\n  [%.*s]\n", s->name, s->ns, nz(s->to),
 		nz(s->from), nz(s->type), nz(s->id), (int)s->len, s->bytes);
-	ck_assert_uint_le(s->nchildren, XS_MAX_CHILDREN);
-	for (i = 0; i < s->nchildren; i++)
-		rec_add(r, "  C%u %s {%s} '%s'\n", s->children[i].depth, s->children[i].name,
-			s->children[i].ns, s->children[i].text);
+	ck_assert_uint_le(s->nchildren, XS_MAX_CHILDREN * (1 + XS_MAX_DESCENDANTS));
+	ck_assert_uint_le(s->nattrs, XS_MAX_STANZA_ATTRS);
+	for (i = 0; i < s->nchildren; i++) {
+		const struct xs_child *c = &s->children[i];
+
+		check_child_range(s, i);
+		rec_add(r, "  C%u %s {%s} '%s'", c->depth, c->name, c->ns, c->text);
+		for (size_t a = 0; a < c->nattrs; a++)
+			rec_add(r, " @%s%s%s=%s", c->attrs[a].ns, c->attrs[a].ns[0] ? ":" : "",
+				c->attrs[a].name, c->attrs[a].value);
+		rec_add(r, "%s\n", c->partial ? " partial" : "");
+	}
 
 	r->saved = realloc(r->saved, (r->nsaved + 1) * sizeof(*r->saved));
 	ck_assert_ptr_nonnull(r->saved);
@@ -307,6 +342,7 @@ static void check_reparse(const struct saved *sv)
 	"S " name " {" ns "} to=" to " from=" from " type=" type " id=" id "\n  [" bytes "]\n"
 #define C2(name, ns, text) "  C2 " name " {" ns "} '" text "'\n"
 #define C3(name, ns, text) "  C3 " name " {" ns "} '" text "'\n"
+#define C4(name, ns, text) "  C4 " name " {" ns "} '" text "'\n"
 #define E(cond) "E " cond "\n"
 
 #define PRES1 "<presence from='a@a.example/r' to='b@b.example'/>"
@@ -366,7 +402,8 @@ static const struct feed_case cases[] = {
      H_EV S("message", "jabber:server", "b@b.example", "a@a.example/x&y", "chat", "<AA>'\"&amp;",
 	    ENT) C2("body", "jabber:server", "a & b < c A")
 	 C2("html", "http://jabber.org/protocol/xhtml-im", "")
-	     C3("body", "http://www.w3.org/1999/xhtml", "x"),
+	     C3("body", "http://www.w3.org/1999/xhtml", "x")
+		 C4("p", "http://www.w3.org/1999/xhtml", "hi"),
      0,
      0,
      NULL},
@@ -985,6 +1022,126 @@ START_TEST(test_children_cap)
 }
 END_TEST
 
+/* Attributes, depth 4, byte ranges and the per-parent descendant cap. */
+static struct xs_stanza kept;
+static char kept_bytes[8192];
+static struct xs_child kept_children[XS_MAX_CHILDREN * (1 + XS_MAX_DESCENDANTS)];
+static char kept_strs[64][128];
+static size_t kept_nstrs;
+
+static const char *keep_str(const char *v)
+{
+	ck_assert_uint_lt(kept_nstrs, 64);
+	snprintf(kept_strs[kept_nstrs], sizeof(kept_strs[0]), "%s", v);
+	return kept_strs[kept_nstrs++];
+}
+
+static void keep_stanza(void *ctx, const struct xs_stanza *s)
+{
+	kept = *s;
+	ck_assert_uint_lt(s->len, sizeof(kept_bytes));
+	memcpy(kept_bytes, s->bytes, s->len);
+	kept.bytes = kept_bytes;
+	memcpy(kept_children, s->children, s->nchildren * sizeof(*s->children));
+	kept.children = kept_children;
+	kept_nstrs = 0;
+	/* what the test reads after the callback */
+	kept.type = xs_attr_get(s->attrs, s->nattrs, "type") ? keep_str(s->type) : NULL;
+	for (size_t i = 0; i < s->nchildren; i++) {
+		const char *fg =
+		    xs_attr_get(s->children[i].attrs, s->children[i].nattrs, "fgcolor");
+
+		kept_children[i].text = keep_str(fg ? fg : "-");
+		kept_children[i].attrs = NULL;
+	}
+	kept.attrs = NULL;
+	for (size_t i = 0; i < s->nchildren; i++)
+		check_child_range(s, i);
+}
+
+#define SECLABEL                                                                                   \
+	"<securitylabel xmlns='urn:xmpp:sec-label:0'><displaymarking fgcolor='black' "             \
+	"bgcolor='red'>SECRET</displaymarking><label><esssecuritylabel "                           \
+	"xmlns='urn:xmpp:sec-label:ess:0'>MQYGBCsGAQI=</esssecuritylabel></label></securitylabel>"
+
+START_TEST(test_children_detail)
+{
+	static const struct xs_callbacks kc = {NULL, keep_stanza, NULL, NULL};
+	static const char msg[] = "<message type='chat' to='b@b.example' x:y='1' xmlns:x='urn:x'>"
+				  "<body>hi</body>" SECLABEL "</message>";
+	/* a header binding a prefix the canonical header does not: spliced */
+	static const char hdr2[] = "<stream:stream xmlns='jabber:server' "
+				   "xmlns:stream='http://etherx.jabber.org/streams' "
+				   "xmlns:q='urn:q' to='b.example' version='1.0'>";
+	struct xs *xs;
+	char buf[8192];
+	size_t n, i;
+	const char *hdrs[2] = {HDR, hdr2};
+
+	for (int h = 0; h < 2; h++) {
+		const struct xs_child *sl;
+
+		xs = xs_new(&kc, NULL, NULL);
+		ck_assert_int_eq(xs_feed(xs, hdrs[h], strlen(hdrs[h])), 0);
+		ck_assert_int_eq(xs_feed(xs, msg, strlen(msg)), 0);
+		ck_assert_uint_eq(kept.nchildren, 5);
+		ck_assert_int_eq(kept.partial, 0);
+		ck_assert_uint_eq(kept.nattrs, 3);
+		sl = &kept.children[1];
+		ck_assert_str_eq(sl->name, "securitylabel");
+		ck_assert_uint_eq(sl->depth, 2);
+		ck_assert_uint_eq(sl->end - sl->start, strlen(SECLABEL));
+		ck_assert(memcmp(kept.bytes + sl->start, SECLABEL, strlen(SECLABEL)) == 0);
+		ck_assert_str_eq(kept.children[2].name, "displaymarking");
+		ck_assert_str_eq(kept.children[2].text, "black"); /* the fgcolor attribute */
+		ck_assert_uint_eq(kept.children[2].nattrs, 2);
+		ck_assert_str_eq(kept.children[4].name, "esssecuritylabel");
+		ck_assert_uint_eq(kept.children[4].depth, 4);
+		ck_assert_str_eq(kept.children[4].ns, "urn:xmpp:sec-label:ess:0");
+		ck_assert_str_eq(kept.children[0].name, "body");
+		xs_free(xs);
+	}
+
+	/* a payload of many descendants does not crowd out the next child */
+	xs = xs_new(&kc, NULL, NULL);
+	ck_assert_int_eq(xs_feed(xs, HDR, strlen(HDR)), 0);
+	n = (size_t)sprintf(buf, "<message><html>");
+	for (i = 0; i < 40; i++)
+		n += (size_t)sprintf(buf + n, "<p><b/></p>");
+	n += (size_t)sprintf(buf + n, "</html>%s</message>", SECLABEL);
+	ck_assert_int_eq(xs_feed(xs, buf, n), 0);
+	ck_assert_uint_eq(kept.nchildren, 1 + XS_MAX_DESCENDANTS + 4);
+	ck_assert_int_eq(kept.children[0].partial, 1);
+	ck_assert_str_eq(kept.children[1 + XS_MAX_DESCENDANTS].name, "securitylabel");
+	ck_assert_int_eq(kept.children[1 + XS_MAX_DESCENDANTS].partial, 0);
+
+	/* over-long text and too many attributes mark the child partial */
+	n = (size_t)sprintf(buf, "<message><a");
+	for (i = 0; i < XS_MAX_CHILD_ATTRS + 1; i++)
+		n += (size_t)sprintf(buf + n, " a%zu='v'", i);
+	n += (size_t)sprintf(buf + n, "/><b>");
+	for (i = 0; i < XS_TEXT_MAX + 1; i++)
+		buf[n++] = 'x';
+	n += (size_t)sprintf(buf + n, "</b><c/></message>");
+	ck_assert_int_eq(xs_feed(xs, buf, n), 0);
+	ck_assert_uint_eq(kept.nchildren, 3);
+	ck_assert_int_eq(kept.children[0].partial, 1);
+	ck_assert_uint_eq(kept.children[0].nattrs, XS_MAX_CHILD_ATTRS);
+	ck_assert_int_eq(kept.children[1].partial, 1);
+	ck_assert_int_eq(kept.children[2].partial, 0);
+
+	/* more depth-2 children than recorded: the stanza is partial */
+	n = (size_t)sprintf(buf, "<message>");
+	for (i = 0; i < XS_MAX_CHILDREN + 1; i++)
+		n += (size_t)sprintf(buf + n, "<c/>");
+	n += (size_t)sprintf(buf + n, "</message>");
+	ck_assert_int_eq(xs_feed(xs, buf, n), 0);
+	ck_assert_int_eq(kept.partial, 1);
+	ck_assert_uint_eq(kept.nchildren, XS_MAX_CHILDREN);
+	xs_free(xs);
+}
+END_TEST
+
 START_TEST(test_escape)
 {
 	char out[64];
@@ -1142,6 +1299,7 @@ static Suite *xmlstream_suite(void)
 	tcase_add_test(tc, test_large_stanza);
 	tcase_add_test(tc, test_trickled_tag);
 	tcase_add_test(tc, test_children_cap);
+	tcase_add_test(tc, test_children_detail);
 	tcase_add_test(tc, test_escape);
 	tcase_add_test(tc, test_free_in_callback);
 	tcase_add_test(tc, test_reset_in_callback);
