@@ -956,7 +956,7 @@ static void xs_end_stanza(struct xs *xs)
 		struct xs_child *c = &xs->children[i];
 
 		c->text = t ? t : "";
-		c->attrs = xs->attrs + r->attr0;
+		c->attrs = c->nattrs > 0 ? xs->attrs + r->attr0 : NULL;
 		c->start = r->start - xs->el_start + add;
 		c->end = r->end - xs->el_start + add;
 	}

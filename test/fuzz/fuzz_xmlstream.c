@@ -12,8 +12,12 @@
  * some bytes only once more arrive (text under 300 bytes not followed by
  * '<'), so at the end of the input one feeding may still be waiting where
  * the other has already refused the stream. Every delivered element
- * must start with '<', end with '>', and re-parse under the canonical
- * header to the same name and namespace. */
+ * must start with '<', end with '>', and round-trip: wrapped in the
+ * canonical outbound header it re-parses with a fresh xs as exactly one
+ * element with the same name, namespace, to/from/type/id, attributes and
+ * children (depth, names, namespaces, attributes, text, byte ranges and
+ * partial flags); abort() otherwise. The one allowed difference is the
+ * xml:lang the splice adds from the inbound header. */
 #include "xmlstream.h"
 
 #include <errno.h>
@@ -27,14 +31,81 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
+/* Everything the framer says about an element, as one comparable string. */
+struct sig {
+	char b[262144];
+	size_t n;
+};
+
+static void sig_add(struct sig *g, const void *p, size_t n)
+{
+	if (n > sizeof(g->b) - g->n)
+		abort(); /* bounded: 544 children x 8 attributes x short values */
+	memcpy(g->b + g->n, p, n);
+	g->n += n;
+}
+
+static void sig_str(struct sig *g, const char *s)
+{
+	sig_add(g, s ? s : "\x01", s ? strlen(s) + 1 : 1);
+}
+
+static int is_xml_lang(const struct xs_attr *a)
+{
+	return strcmp(a->ns, "http://www.w3.org/XML/1998/namespace") == 0 &&
+	       strcmp(a->name, "lang") == 0;
+}
+
+/* skip_lang: leave out an xml:lang attribute of the element (the splice
+ * adds one that the original bytes did not carry). */
+static void sig_make(struct sig *g, const struct xs_stanza *s, int skip_lang)
+{
+	size_t i, j;
+
+	g->n = 0;
+	sig_str(g, s->name);
+	sig_str(g, s->ns);
+	sig_str(g, s->to);
+	sig_str(g, s->from);
+	sig_str(g, s->type);
+	sig_str(g, s->id);
+	/* the spliced xml:lang comes first and may push the last recorded
+	 * attribute out: compare the first XS_MAX_STANZA_ATTRS - 1 */
+	for (i = 0, j = 0; i < s->nattrs && j < XS_MAX_STANZA_ATTRS - 1; i++) {
+		if (skip_lang && is_xml_lang(&s->attrs[i]))
+			continue;
+		j++;
+		sig_str(g, s->attrs[i].name);
+		sig_str(g, s->attrs[i].ns);
+		sig_str(g, s->attrs[i].value);
+	}
+	sig_add(g, &s->nchildren, sizeof(s->nchildren));
+	for (i = 0; i < s->nchildren; i++) {
+		const struct xs_child *c = &s->children[i];
+
+		sig_add(g, &c->depth, sizeof(c->depth));
+		sig_add(g, &c->start, sizeof(c->start));
+		sig_add(g, &c->end, sizeof(c->end));
+		sig_add(g, &c->partial, sizeof(c->partial));
+		sig_str(g, c->name);
+		sig_str(g, c->ns);
+		sig_str(g, c->text);
+		for (j = 0; j < c->nattrs; j++) {
+			sig_str(g, c->attrs[j].name);
+			sig_str(g, c->attrs[j].ns);
+			sig_str(g, c->attrs[j].value);
+		}
+	}
+}
+
 struct run {
 	char log[65536]; /* events, truncated */
 	size_t len;
 	int reparse; /* re-parse each element (only in the first feeding) */
 	int errors;
 	enum xs_error err;
-	const char *name; /* for the re-parse: what the element must be */
-	const char *ns;
+	struct sig *want; /* for the re-parse: what the element must be */
+	int skip_lang;
 	int matched;
 };
 
@@ -71,11 +142,12 @@ static void on_header(void *ctx, const struct xs_header *h)
 static void on_reparsed(void *ctx, const struct xs_stanza *s)
 {
 	struct run *r = ctx;
+	static struct sig got;
 
-	if (strcmp(s->name, r->name) == 0 && strcmp(s->ns, r->ns) == 0)
-		r->matched++;
-	else
+	sig_make(&got, s, r->skip_lang);
+	if (got.n != r->want->n || memcmp(got.b, r->want->b, got.n) != 0)
 		abort();
+	r->matched++;
 }
 
 static void on_stanza(void *ctx, const struct xs_stanza *s)
@@ -93,25 +165,47 @@ static void on_stanza(void *ctx, const struct xs_stanza *s)
 	mix_str(r, s->from);
 	mix_str(r, s->type);
 	mix_str(r, s->id);
-	if (s->nchildren > XS_MAX_CHILDREN)
+	if (s->nchildren > XS_MAX_CHILDREN * (1 + XS_MAX_DESCENDANTS) ||
+	    s->nattrs > XS_MAX_STANZA_ATTRS)
 		abort();
+	for (i = 0; i < s->nattrs; i++) {
+		mix_str(r, s->attrs[i].name);
+		mix_str(r, s->attrs[i].ns);
+		mix_str(r, s->attrs[i].value);
+	}
 	for (i = 0; i < s->nchildren; i++) {
-		mix(r, &s->children[i].depth, sizeof(s->children[i].depth));
-		mix_str(r, s->children[i].name);
-		mix_str(r, s->children[i].ns);
-		mix_str(r, s->children[i].text);
-		if (strlen(s->children[i].text) > 1024)
+		const struct xs_child *c = &s->children[i];
+
+		mix(r, &c->depth, sizeof(c->depth));
+		mix_str(r, c->name);
+		mix_str(r, c->ns);
+		mix_str(r, c->text);
+		mix(r, &c->start, sizeof(c->start));
+		mix(r, &c->end, sizeof(c->end));
+		mix(r, &c->partial, sizeof(c->partial));
+		if (strlen(c->text) > XS_TEXT_MAX || c->nattrs > XS_MAX_CHILD_ATTRS ||
+		    c->depth < 2 || c->depth > 4 || c->start >= c->end || c->end > s->len ||
+		    s->bytes[c->start] != '<' || s->bytes[c->end - 1] != '>')
 			abort();
+		for (size_t j = 0; j < c->nattrs; j++) {
+			mix_str(r, c->attrs[j].name);
+			mix_str(r, c->attrs[j].value);
+		}
 	}
 	if (r->reparse) {
 		static const struct xs_callbacks rcb = {NULL, on_reparsed, NULL, NULL};
 		static struct run r2;
+		static struct sig want;
 		struct xs *xs;
 		char *copy = malloc(s->len);
+		int has_lang = 0;
 
+		for (i = 0; i < s->nattrs; i++)
+			has_lang |= is_xml_lang(&s->attrs[i]);
 		memset(&r2, 0, sizeof(r2));
-		r2.name = s->name;
-		r2.ns = s->ns;
+		r2.want = &want;
+		r2.skip_lang = !has_lang;
+		sig_make(&want, s, 0);
 		memcpy(copy, s->bytes, s->len);
 		xs = xs_new(&rcb, &r2, NULL);
 		if (xs_feed(xs, CANON, strlen(CANON)) != 0 || xs_feed(xs, copy, s->len) != 0 ||
