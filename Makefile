@@ -43,6 +43,15 @@ $(BUILD)/test/%: test/unit/%.c $(LIB_OBJS)
 	$(CC) $(XCFLAGS) $(CFLAGS) $(shell pkg-config --cflags check) -o $@ $^ \
 	    $(LDLIBS) $(shell pkg-config --libs check)
 
+# Scenario tests drive the relay through the fake network (test/fakenet)
+# instead of relay/net.c.
+FAKENET_OBJS = $(BUILD)/test/fakenet/fakenet.o $(BUILD)/test/fakenet/scenario.o
+$(BUILD)/test/test_s2s: test/unit/test_s2s.c $(FAKENET_OBJS) \
+		$(filter-out $(BUILD)/relay/net.o,$(LIB_OBJS))
+	@mkdir -p $(dir $@)
+	$(CC) $(XCFLAGS) -Itest/fakenet $(CFLAGS) $(shell pkg-config --cflags check) -o $@ $^ \
+	    $(LDLIBS) $(shell pkg-config --libs check)
+
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
 
 deps:
@@ -117,6 +126,13 @@ $(FUZZ_BUILD)/%.o: %.c | fuzz-cc
 $(FUZZ_LIB): $(FUZZ_OBJS)
 	rm -f $@
 	ar rcs $@ $^
+
+# The stream fuzzer runs the relay on the fake network: fakenet.o comes
+# first, so net.o is never pulled out of the archive.
+$(FUZZ_BUILD)/fuzz_s2s: test/fuzz/fuzz_s2s.c $(FUZZ_BUILD)/test/fakenet/fakenet.o \
+		$(FUZZ_BUILD)/test/fakenet/scenario.o $(FUZZ_LIB) | fuzz-cc
+	$(FUZZ_CC) $(XCFLAGS) -Itest/fakenet $(FUZZ_FLAGS) -MMD -MP -o $@ $< \
+	    $(filter %.o %.a,$(wordlist 2,99,$^)) $(LDLIBS)
 
 $(FUZZ_BUILD)/fuzz_%: test/fuzz/fuzz_%.c $(FUZZ_LIB) | fuzz-cc
 	$(FUZZ_CC) $(XCFLAGS) $(FUZZ_FLAGS) -MMD -MP -o $@ $< $(FUZZ_LIB) $(LDLIBS)

@@ -10,6 +10,7 @@
 #define XT_NET_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 struct net_conn;
 struct tls_creds;
@@ -68,5 +69,8 @@ void net_close(struct net_conn *c);
 const char *net_peer(const struct net_conn *c);
 /* Bytes queued in the kernel-bound write queue (for backpressure). */
 size_t net_write_queue_size(const struct net_conn *c);
+/* Milliseconds on a monotonic clock. Upper layers take the time from here,
+ * so a fake network (test/fakenet) can also fake the clock. */
+uint64_t net_now_ms(void);
 
 #endif

@@ -143,22 +143,14 @@ static struct {
 	 * are bounced at once. Reset by a reload and by a connection. */
 	struct peer_backoff {
 		unsigned fails;
-		uint64_t retry_at; /* ms, CLOCK_MONOTONIC */
+		uint64_t retry_at; /* ms, net_now_ms() */
 	} * backoff;		   /* owned array, g.rt->cfg->npeers entries */
 } g;
-
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 /* Seconds until peer may be tried again, 0 if now. Only for g.rt peers. */
 static unsigned peer_backoff_left(int peer)
 {
-	uint64_t now = now_ms();
+	uint64_t now = net_now_ms();
 
 	if (g.backoff == NULL || g.backoff[peer].retry_at <= now)
 		return 0;
@@ -180,13 +172,13 @@ static void peer_reached(const struct stream *s, int ok)
 	/* Connects already under way when the first one failed count as the
 	 * same round: one doubling per round, not per parallel connect (the
 	 * soak saw four refusals in one millisecond jump from 8 s to 64 s). */
-	if (b->retry_at > now_ms())
+	if (b->retry_at > net_now_ms())
 		return;
 	b->fails++;
-	b->retry_at = now_ms() + (1000ull << (b->fails > 7 ? 6 : b->fails - 1));
+	b->retry_at = net_now_ms() + (1000ull << (b->fails > 7 ? 6 : b->fails - 1));
 	log_info("event=peer-backoff peer=%s failures=%u retry-in-ms=%llu",
 		 s->cfg->peers[s->peer].name, b->fails,
-		 (unsigned long long)(b->retry_at - now_ms()));
+		 (unsigned long long)(b->retry_at - net_now_ms()));
 }
 
 static void out_send_result(struct stream *s);

@@ -1,0 +1,478 @@
+/* Scenario tests: the whole relay (relay/s2s.c and everything under it)
+ * driven through the fake network (test/fakenet): scripted bytes in,
+ * expected bytes out, fake time. Each test plays the leaves by hand. */
+#include <check.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fakenet.h"
+#include "log.h"
+#include "scenario.h"
+#include "s2s.h"
+
+#define HDR_FMT                                                                                    \
+	"<?xml version='1.0'?><stream:stream xmlns='jabber:server' "                               \
+	"xmlns:stream='http://etherx.jabber.org/streams' xmlns:db='jabber:server:dialback' "       \
+	"from='%s' to='%s' version='1.0'%s>"
+#define FEATURES_DB                                                                                \
+	"<stream:features><dialback xmlns='urn:xmpp:features:dialback'><errors/></dialback>"       \
+	"</stream:features>"
+
+static const char conf[] =
+    "listen = ( { address = \"127.0.0.1\"; port = 5269; } );\n"
+    "dialback_secret = \"0123456789abcdef0123456789abcdef\";\n"
+    "tls = { certificate = \"@DIR@/relay.pem\"; key = \"@DIR@/relay.key\"; };\n"
+    "limits = { connect_timeout = 2; handshake_timeout = 5; queue_max_stanzas = 3;\n"
+    "           queue_max_bytes = 100000; max_stanza_size = 65536; };\n"
+    "peers = ( { name = \"leaf-a\"; host = \"10.0.0.1\"; tls = \"optional\"; },\n"
+    "          { name = \"leaf-b\"; host = \"10.0.0.2\"; tls = \"optional\"; } );\n"
+    "routes = ( { domain = \"a.example\"; peer = \"leaf-a\"; },\n"
+    "           { domain = \"*.b.example\"; peer = \"leaf-b\"; } );\n";
+
+/* conf plus a route for c.example, for the reload test */
+static const char conf_more[] =
+    "listen = ( { address = \"127.0.0.1\"; port = 5269; } );\n"
+    "dialback_secret = \"0123456789abcdef0123456789abcdef\";\n"
+    "tls = { certificate = \"@DIR@/relay.pem\"; key = \"@DIR@/relay.key\"; };\n"
+    "limits = { connect_timeout = 2; handshake_timeout = 5; queue_max_stanzas = 3;\n"
+    "           queue_max_bytes = 100000; max_stanza_size = 65536; };\n"
+    "peers = ( { name = \"leaf-a\"; host = \"10.0.0.1\"; tls = \"optional\"; },\n"
+    "          { name = \"leaf-b\"; host = \"10.0.0.2\"; tls = \"optional\"; } );\n"
+    "routes = ( { domain = \"a.example\"; peer = \"leaf-a\"; },\n"
+    "           { domain = \"*.b.example\"; peer = \"leaf-b\"; },\n"
+    "           { domain = \"c.example\"; peer = \"leaf-b\"; } );\n";
+
+static void setup(void)
+{
+	char err[512] = "";
+
+	log_init(1, 0);
+	ck_assert_msg(scen_setup(conf, err, sizeof(err)) == 0, "%s", err);
+}
+
+static void teardown(void)
+{
+	ck_assert_uint_eq(scen_teardown(), 0);
+}
+
+static void send_str(struct net_conn *c, const char *s)
+{
+	fakenet_data(c, s, strlen(s));
+}
+
+static void sendf(struct net_conn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void sendf(struct net_conn *c, const char *fmt, ...)
+{
+	char buf[4096];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	send_str(c, buf);
+}
+
+static int has(struct net_conn *c, const char *needle)
+{
+	size_t len;
+	const char *w = fakenet_written(c, &len);
+
+	return strstr(w, needle) != NULL;
+}
+
+/* Assert c was sent needle; consume everything written so far. */
+static void expect(struct net_conn *c, const char *needle)
+{
+	size_t len;
+	const char *w = fakenet_written(c, &len);
+
+	ck_assert_msg(strstr(w, needle) != NULL, "expected %s in: %s", needle, w);
+	fakenet_take(c, len);
+}
+
+/* Value of attribute attr in the first <elem ...> written to c, or "". */
+static const char *attr(struct net_conn *c, const char *elem, const char *attr_name)
+{
+	static char val[512];
+	char pat[64], apat[64];
+	size_t len;
+	const char *w = fakenet_written(c, &len), *e, *a, *q;
+
+	val[0] = '\0';
+	snprintf(pat, sizeof(pat), "<%s ", elem);
+	snprintf(apat, sizeof(apat), " %s='", attr_name);
+	if ((e = strstr(w, pat)) == NULL || (a = strstr(e, apat)) == NULL ||
+	    (q = strchr(a + strlen(apat), '\'')) == NULL)
+		return val;
+	a += strlen(apat);
+	snprintf(val, sizeof(val), "%.*s", (int)(q - a), a);
+	return val;
+}
+
+/* Text content of the first <elem ...>...</elem> written to c. */
+static const char *text(struct net_conn *c, const char *elem)
+{
+	static char val[512];
+	char pat[64], end[64];
+	size_t len;
+	const char *w = fakenet_written(c, &len), *e, *gt, *close;
+
+	val[0] = '\0';
+	snprintf(pat, sizeof(pat), "<%s ", elem);
+	snprintf(end, sizeof(end), "</%s>", elem);
+	if ((e = strstr(w, pat)) == NULL || (gt = strchr(e, '>')) == NULL ||
+	    (close = strstr(gt, end)) == NULL)
+		return val;
+	snprintf(val, sizeof(val), "%.*s", (int)(close - gt - 1), gt + 1);
+	return val;
+}
+
+/* Outbound connections the relay ever opened to host (closed ones too);
+ * *last gets the newest. */
+static size_t out_to(const char *host, struct net_conn **last)
+{
+	size_t n = 0;
+
+	*last = NULL;
+	for (size_t i = 0; i < fakenet_count(); i++) {
+		struct net_conn *c = fakenet_nth(i);
+
+		if (fakenet_is_outbound(c) && strcmp(fakenet_host(c), host) == 0) {
+			n++;
+			*last = c;
+		}
+	}
+	return n;
+}
+
+/* An inbound stream from -> to, through STARTTLS, up to the features
+ * after TLS (dialback offered). */
+static struct net_conn *in_open(const char *from, const char *to)
+{
+	struct net_conn *c;
+
+	s2s_accept(NULL, 0);
+	c = fakenet_last();
+	ck_assert_ptr_nonnull(c);
+	sendf(c, HDR_FMT, from, to, "");
+	expect(c, "<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'><required/></starttls>");
+	send_str(c, "<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>");
+	expect(c, "<proceed xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>");
+	ck_assert_int_eq(fakenet_tls_pending(c), 1);
+	fakenet_tls_done(c, 0);
+	sendf(c, HDR_FMT, from, to, "");
+	expect(c, "<dialback xmlns='urn:xmpp:features:dialback'>");
+	return c;
+}
+
+/* The next hop accepts the relay's outbound stream: header, features with
+ * dialback (no STARTTLS: the peers are tls = "optional"). */
+static void out_accept(struct net_conn *o, const char *me)
+{
+	ck_assert(fakenet_connect_pending(o));
+	fakenet_connected(o, 0);
+	ck_assert_str_eq(attr(o, "stream:stream", "to"), me);
+	sendf(o, HDR_FMT, me, attr(o, "stream:stream", "from"), " id='peer-stream-1'");
+	send_str(o, FEATURES_DB);
+}
+
+/* Dialback for from -> to on inbound c; leaf-a answers the relay's
+ * db:verify as valid. */
+static void in_dialback(struct net_conn *c, const char *from, const char *to)
+{
+	struct net_conn *o;
+	char id[64], key[256];
+
+	sendf(c, "<db:result from='%s' to='%s'>%s</db:result>", from, to, "k3y");
+	ck_assert_uint_eq(out_to("10.0.0.1", &o), 1);
+	out_accept(o, from);
+	ck_assert_msg(has(o, "<db:verify "), "no db:verify");
+	snprintf(id, sizeof(id), "%s", attr(o, "db:verify", "id"));
+	snprintf(key, sizeof(key), "%s", text(o, "db:verify"));
+	ck_assert_str_eq(key, "k3y");
+	ck_assert_str_eq(attr(o, "db:verify", "from"), to);
+	fakenet_take(o, (size_t)-1);
+	sendf(o, "<db:verify from='%s' to='%s' id='%s' type='valid'/>", from, to, id);
+	expect(c, "type='valid'");
+}
+
+/* The relay's outbound stream o for local -> remote authenticates with
+ * dialback: it sends db:result, the next hop says valid. */
+static void out_dialback(struct net_conn *o, const char *local, const char *remote)
+{
+	ck_assert_msg(has(o, "<db:result "), "no db:result");
+	ck_assert_str_eq(attr(o, "db:result", "from"), local);
+	ck_assert_str_eq(attr(o, "db:result", "to"), remote);
+	fakenet_take(o, (size_t)-1);
+	sendf(o, "<db:result from='%s' to='%s' type='valid'/>", remote, local);
+}
+
+static const char msg1[] = "<message from='alice@a.example/r' to='bob@x.b.example' id='m1' "
+			   "type='chat'><body>hello</body></message>";
+
+START_TEST(test_relay_message)
+{
+	struct net_conn *c = in_open("a.example", "x.b.example"), *o;
+
+	in_dialback(c, "a.example", "x.b.example");
+	send_str(c, msg1);
+	ck_assert_uint_eq(out_to("10.0.0.2", &o), 1);
+	out_accept(o, "x.b.example");
+	out_dialback(o, "a.example", "x.b.example");
+	expect(o, msg1);
+	/* the next stanza goes straight through the same stream */
+	send_str(c, "<iq from='alice@a.example/r' to='x.b.example' id='i2' type='get'>"
+		    "<ping xmlns='urn:xmpp:ping'/></iq>");
+	expect(o, "id='i2'");
+	ck_assert_uint_eq(out_to("10.0.0.2", &o), 1);
+}
+END_TEST
+
+/* The bounce for a stanza from alice@a.example: on the relay's stream
+ * toward leaf-a, whatever stream of those carries it. */
+static int bounced(const char *id, const char *condition)
+{
+	char want_id[64], want_cond[128];
+
+	snprintf(want_id, sizeof(want_id), "id='%s'", id);
+	snprintf(want_cond, sizeof(want_cond), "<%s xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/>",
+		 condition);
+	for (size_t i = 0; i < fakenet_count(); i++) {
+		struct net_conn *c = fakenet_nth(i);
+		size_t len;
+		const char *p = fakenet_written(c, &len), *end;
+
+		if (!fakenet_is_outbound(c) || strcmp(fakenet_host(c), "10.0.0.1") != 0)
+			continue;
+		for (; (p = strstr(p, "<message ")) != NULL; p = end) {
+			size_t n;
+
+			if ((end = strstr(p, "</message>")) == NULL)
+				break;
+			n = (size_t)(end - p);
+			if (memmem(p, n, want_id, strlen(want_id)) != NULL &&
+			    memmem(p, n, "type='error'", 12) != NULL &&
+			    memmem(p, n, want_cond, strlen(want_cond)) != NULL)
+				return 1;
+		}
+	}
+	return 0;
+}
+
+/* leaf-a's stream for bounces from x.b.example is opened on demand:
+ * accept it and authenticate it, so the bounce can be seen. */
+static void accept_bounce_stream(void)
+{
+	struct net_conn *o;
+
+	out_to("10.0.0.1", &o);
+	if (o == NULL)
+		return;
+	if (fakenet_connect_pending(o))
+		out_accept(o, "a.example");
+	if (has(o, "<db:result "))
+		out_dialback(o, "x.b.example", "a.example");
+}
+
+START_TEST(test_bounce_connect_refused)
+{
+	struct net_conn *c = in_open("a.example", "x.b.example"), *o;
+
+	in_dialback(c, "a.example", "x.b.example");
+	send_str(c, msg1);
+	ck_assert_uint_eq(out_to("10.0.0.2", &o), 1);
+	fakenet_connected(o, -ECONNREFUSED);
+	accept_bounce_stream();
+	ck_assert_msg(bounced("m1", "remote-server-not-found"), "no remote-server-not-found bounce");
+	ck_assert_msg(!has(c, "stream:error"), "the inbound stream got a stream error");
+}
+END_TEST
+
+START_TEST(test_bounce_handshake_timeout)
+{
+	struct net_conn *c = in_open("a.example", "x.b.example"), *o;
+
+	in_dialback(c, "a.example", "x.b.example");
+	send_str(c, msg1);
+	ck_assert_uint_eq(out_to("10.0.0.2", &o), 1);
+	fakenet_connected(o, 0); /* TCP up, then the next hop says nothing */
+	fakenet_advance(4000);
+	ck_assert(!bounced("m1", "remote-server-timeout"));
+	fakenet_advance(1500);
+	accept_bounce_stream();
+	ck_assert_msg(bounced("m1", "remote-server-timeout"), "no remote-server-timeout bounce");
+}
+END_TEST
+
+START_TEST(test_backoff)
+{
+	struct net_conn *c = in_open("a.example", "x.b.example"), *o;
+
+	in_dialback(c, "a.example", "x.b.example");
+	send_str(c, msg1);
+	out_to("10.0.0.2", &o);
+	fakenet_connected(o, -ECONNREFUSED);
+	accept_bounce_stream();
+	/* within the backoff: bounced at once, no new connection */
+	send_str(c, "<message from='alice@a.example/r' to='bob@x.b.example' id='m2'/>");
+	ck_assert_uint_eq(out_to("10.0.0.2", &o), 1);
+	ck_assert_msg(bounced("m2", "remote-server-not-found"), "m2 not bounced during backoff");
+	/* after it: tried again */
+	fakenet_advance(1001);
+	send_str(c, "<message from='alice@a.example/r' to='bob@x.b.example' id='m3'/>");
+	ck_assert_uint_eq(out_to("10.0.0.2", &o), 2);
+	ck_assert(fakenet_connect_pending(o));
+	ck_assert(!bounced("m3", "remote-server-not-found"));
+}
+END_TEST
+
+START_TEST(test_queue_full)
+{
+	struct net_conn *c = in_open("a.example", "x.b.example"), *o;
+
+	in_dialback(c, "a.example", "x.b.example");
+	for (int i = 0; i < 4; i++)
+		sendf(c, "<message from='alice@a.example/r' to='bob@x.b.example' id='q%d'/>", i);
+	accept_bounce_stream();
+	ck_assert_msg(bounced("q3", "resource-constraint"), "4th stanza not bounced");
+	ck_assert(!bounced("q2", "resource-constraint"));
+	out_to("10.0.0.2", &o);
+	out_accept(o, "x.b.example");
+	out_dialback(o, "a.example", "x.b.example");
+	ck_assert(has(o, "id='q0'") && has(o, "id='q1'") && has(o, "id='q2'") && !has(o, "id='q3'"));
+}
+END_TEST
+
+START_TEST(test_write_backlog)
+{
+	struct net_conn *c = in_open("a.example", "x.b.example"), *o;
+
+	in_dialback(c, "a.example", "x.b.example");
+	send_str(c, msg1);
+	out_to("10.0.0.2", &o);
+	out_accept(o, "x.b.example");
+	out_dialback(o, "a.example", "x.b.example");
+	expect(o, msg1);
+	/* the next hop stops reading: the kernel-bound queue is at the limit */
+	fakenet_set_queued(o, 100000);
+	send_str(c, "<message from='alice@a.example/r' to='bob@x.b.example' id='w1'/>");
+	ck_assert(!has(o, "id='w1'"));
+	accept_bounce_stream();
+	ck_assert_msg(bounced("w1", "resource-constraint"), "no resource-constraint bounce");
+	/* it drains: stanzas flow again on the same stream */
+	fakenet_set_queued(o, 0);
+	send_str(c, "<message from='alice@a.example/r' to='bob@x.b.example' id='w2'/>");
+	expect(o, "id='w2'");
+}
+END_TEST
+
+START_TEST(test_error_not_bounced)
+{
+	struct net_conn *c = in_open("a.example", "x.b.example"), *o;
+
+	in_dialback(c, "a.example", "x.b.example");
+	send_str(c, "<message from='alice@a.example/r' to='bob@x.b.example' id='e1' type='error'>"
+		    "<error type='cancel'><item-not-found "
+		    "xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></message>");
+	send_str(c, "<iq from='alice@a.example/r' to='x.b.example' id='e2' type='result'/>");
+	out_to("10.0.0.2", &o);
+	fakenet_connected(o, -ECONNREFUSED);
+	accept_bounce_stream();
+	out_to("10.0.0.1", &o);
+	ck_assert_msg(!has(o, "id='e1'") && !has(o, "id='e2'"), "an error or result was bounced");
+}
+END_TEST
+
+START_TEST(test_invalid_from)
+{
+	struct net_conn *c = in_open("a.example", "x.b.example");
+
+	in_dialback(c, "a.example", "x.b.example");
+	send_str(c, "<message from='mallory@\xd0\xb0.example' to='bob@x.b.example' id='s1'/>");
+	expect(c, "<invalid-from xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>");
+	ck_assert(fakenet_closing(c));
+}
+END_TEST
+
+START_TEST(test_reload_keeps_streams)
+{
+	struct net_conn *c = in_open("a.example", "x.b.example"), *o;
+	char err[512] = "";
+
+	in_dialback(c, "a.example", "x.b.example");
+	send_str(c, msg1);
+	out_to("10.0.0.2", &o);
+	out_accept(o, "x.b.example");
+	out_dialback(o, "a.example", "x.b.example");
+	expect(o, msg1);
+	ck_assert_msg(scen_reload(conf_more, err, sizeof(err)) == 0, "%s", err);
+	/* the inbound stream keeps working; the routing is the new one */
+	send_str(c, "<message from='alice@a.example/r' to='bob@x.b.example' id='r1'/>");
+	ck_assert(!fakenet_closing(c));
+	ck_assert(!has(c, "stream:error"));
+	ck_assert(fakenet_alive(o) && !fakenet_closing(o));
+}
+END_TEST
+
+START_TEST(test_drain_delivers_queue)
+{
+	struct net_conn *c = in_open("a.example", "x.b.example"), *o;
+
+	in_dialback(c, "a.example", "x.b.example");
+	send_str(c, msg1);
+	out_to("10.0.0.2", &o);
+	s2s_drain();
+	ck_assert(fakenet_closing(c)); /* inbound closed at once */
+	ck_assert_uint_gt(s2s_pending(), 0);
+	out_accept(o, "x.b.example");
+	out_dialback(o, "a.example", "x.b.example");
+	expect(o, msg1);
+	ck_assert_uint_eq(s2s_pending(), 0);
+}
+END_TEST
+
+START_TEST(test_peer_stream_error_not_answered)
+{
+	struct net_conn *c = in_open("a.example", "x.b.example");
+
+	send_str(c, "<stream:error><conflict xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>"
+		    "</stream:error>");
+	ck_assert(fakenet_closing(c));
+	ck_assert(!has(c, "stream:error"));
+}
+END_TEST
+
+static Suite *s2s_suite(void)
+{
+	Suite *s = suite_create("s2s");
+	TCase *tc = tcase_create("scenarios");
+
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, test_relay_message);
+	tcase_add_test(tc, test_bounce_connect_refused);
+	tcase_add_test(tc, test_bounce_handshake_timeout);
+	tcase_add_test(tc, test_backoff);
+	tcase_add_test(tc, test_queue_full);
+	tcase_add_test(tc, test_write_backlog);
+	tcase_add_test(tc, test_error_not_bounced);
+	tcase_add_test(tc, test_invalid_from);
+	tcase_add_test(tc, test_reload_keeps_streams);
+	tcase_add_test(tc, test_drain_delivers_queue);
+	tcase_add_test(tc, test_peer_stream_error_not_answered);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(s2s_suite());
+	int failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
