@@ -9,7 +9,7 @@ DESTDIR ?=
 BUILD   ?= build
 CC      ?= cc
 
-PKGS     = libxml-2.0 gnutls libtasn1 libuv libconfig
+PKGS     = libxml-2.0 gnutls libtasn1 libuv libconfig libsystemd
 WARN     = -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wvla -Wmissing-prototypes \
            -Wstrict-prototypes -Wpointer-arith -Wno-unused-parameter
 CFLAGS  ?= -O2 -g
@@ -24,7 +24,7 @@ LIB_OBJS  = $(LIB_SRCS:%.c=$(BUILD)/%.o)
 TEST_SRCS = $(wildcard test/unit/test_*.c)
 TEST_BINS = $(TEST_SRCS:test/unit/%.c=$(BUILD)/test/%)
 
-CTL_OBJS  = $(BUILD)/tools/xtrunkctl.o $(BUILD)/certs/ca.o $(BUILD)/relay/domain.o
+CTL_OBJS  = $(BUILD)/tools/xtrunkctl.o $(BUILD)/tools/ops.o $(LIB_OBJS)
 
 all: $(BUILD)/xtrunkd $(BUILD)/xtrunkctl
 

@@ -77,6 +77,12 @@ const struct config_key config_keys[] = {
     {"peers.[].pins", "strings", "none", "yes"},
     {"peers.[].allow_cn", "bool", "false", "yes"},
     {"peers.[].direct_tls", "bool", "false", "yes"},
+    {"control", "group", "{}", "no"},
+    {"control.socket", "string", "\"/run/xtrunk/control.sock\"", "no"},
+    {"metrics", "group", "none", "no"},
+    {"metrics.address", "string", "\"127.0.0.1\"", "no"},
+    {"metrics.port", "int", "9269", "no"},
+    {"metrics.public", "bool", "false", "no"},
     {"routes", "list", "()", "yes"},
     {"routes.[].domain", "string", "required", "yes"},
     {"routes.[].peer", "string", "required", "yes"},
@@ -103,6 +109,7 @@ static const struct int_range {
     {"limits.connections_per_address", 1, 1000000},
     {"limits.max_depth", 4, 255},
     {"limits.max_attributes", 8, 1024},
+    {"metrics.port", 1, 65535},
     {NULL, 0, 0},
 };
 
@@ -902,6 +909,57 @@ static int load_routes(struct loader *ld, const config_setting_t *root)
 	return 0;
 }
 
+/* control and metrics: where xtrunkctl and Prometheus reach the daemon. */
+static int load_ops(struct loader *ld, const config_setting_t *root)
+{
+	config_setting_t *ctl = config_setting_get_member(root, "control");
+	config_setting_t *m = config_setting_get_member(root, "metrics");
+	const char *sock = get_str(ctl, "socket");
+	struct config *c = ld->c;
+
+	if (sock != NULL && sock[0] != '/') {
+		fail_at(ld, config_setting_get_member(ctl, "socket"),
+			"control.socket \"%s\" is not an absolute path; write e.g. socket = "
+			"\"/run/xtrunk/control.sock\";",
+			sock);
+		return -EINVAL;
+	}
+	if (dup_str(sock != NULL ? sock : "/run/xtrunk/control.sock", &c->control_socket) < 0)
+		return -ENOMEM;
+	if (m == NULL)
+		return 0;
+	{
+		const char *addr = get_str(m, "address");
+		config_setting_t *pub = config_setting_get_member(m, "public");
+		unsigned char bin[sizeof(struct in6_addr)];
+		char canon[INET6_ADDRSTRLEN];
+		int af, loopback;
+
+		addr = addr != NULL ? addr : "127.0.0.1";
+		af = strchr(addr, ':') ? AF_INET6 : AF_INET;
+		if (inet_pton(af, addr, bin) != 1 || !inet_ntop(af, bin, canon, sizeof(canon))) {
+			fail_at(ld, config_setting_get_member(m, "address"),
+				"metrics address \"%s\" is not a numeric IPv4 or IPv6 address; "
+				"write e.g. \"127.0.0.1\" or \"::1\"",
+				addr);
+			return -EINVAL;
+		}
+		loopback = af == AF_INET ? bin[0] == 127 : strcmp(canon, "::1") == 0;
+		if (!loopback && (pub == NULL || !config_setting_get_bool(pub))) {
+			fail_at(ld, config_setting_get_member(m, "address"),
+				"metrics address %s is not a loopback address; the metrics are "
+				"readable by anyone who can connect: use 127.0.0.1 or set "
+				"public = true;",
+				canon);
+			return -EINVAL;
+		}
+		c->metrics_port = (int)get_int(m, "port", 9269);
+		if (dup_str(canon, &c->metrics_address) < 0)
+			return -ENOMEM;
+	}
+	return 0;
+}
+
 static void config_free(struct config *c)
 {
 	if (!c)
@@ -921,6 +979,8 @@ static void config_free(struct config *c)
 	free(c->tls_ca_key);
 	free(c->tls_trust);
 	free(c->tls_priority);
+	free(c->control_socket);
+	free(c->metrics_address);
 	for (size_t i = 0; i < c->npeers; i++) {
 		free(c->peers[i].name);
 		free(c->peers[i].host);
@@ -987,7 +1047,8 @@ int config_load(const char *path, struct config **out, char *err, size_t errlen)
 	load_limits(&ld, root);
 	if ((r = load_listen(&ld, root)) < 0 || (r = load_secret(&ld, root)) < 0 ||
 	    (r = load_tls(&ld, root)) < 0 || (r = check_limits(&ld, root)) < 0 ||
-	    (r = load_peers(&ld, root)) < 0 || (r = load_routes(&ld, root)) < 0)
+	    (r = load_peers(&ld, root)) < 0 || (r = load_routes(&ld, root)) < 0 ||
+	    (r = load_ops(&ld, root)) < 0)
 		goto fail;
 
 	wipe_inline_secret(&ld.cf);

@@ -1,35 +1,114 @@
 /* log: the daemon's only output channel; stderr with a timestamp in
- * foreground mode, syslog(3) otherwise. Callers never log secrets or bodies. */
+ * foreground mode, syslog(3) otherwise (journald collects both under
+ * systemd). Callers never log secrets or bodies. */
 #include "log.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 #include <time.h>
 
+#define TRACE_FLAG 0x100 /* log_trace(): bypasses the level */
+
 static int log_stderr = 1;
-static int log_debug_on;
+static int log_level = LOG_INFO;
+static unsigned log_traces;
+
+static const char *const level_names[] = {"emerg",   "alert",  "crit", "err",
+					  "warning", "notice", "info", "debug"};
+static const struct {
+	const char *name;
+	unsigned bit;
+} trace_names[] = {
+    {"stanza", LOG_TRACE_STANZA},
+    {"control", LOG_TRACE_CONTROL},
+    {"metrics", LOG_TRACE_METRICS},
+};
 
 void log_init(int to_stderr, int debug)
 {
 	log_stderr = to_stderr;
-	log_debug_on = debug;
+	if (debug) {
+		log_level = LOG_DEBUG;
+		log_traces = LOG_TRACE_ALL;
+	}
 	if (!to_stderr)
 		openlog("xtrunkd", LOG_PID | LOG_NDELAY, LOG_DAEMON);
 }
 
 int log_debug_enabled(void)
 {
-	return log_debug_on;
+	return log_level >= LOG_DEBUG;
+}
+
+int log_set_level(const char *name)
+{
+	int i;
+
+	for (i = LOG_ERR; i <= LOG_DEBUG; i++)
+		if (strcmp(name, level_names[i]) == 0 ||
+		    (i == LOG_WARNING && !strcmp(name, "warn"))) {
+			log_level = i;
+			return 0;
+		}
+	return -EINVAL;
+}
+
+const char *log_level_name(void)
+{
+	return level_names[log_level];
+}
+
+int log_set_trace(const char *name, int on)
+{
+	unsigned bit = 0;
+	size_t i;
+
+	if (strcmp(name, "all") == 0)
+		bit = LOG_TRACE_ALL;
+	for (i = 0; i < sizeof(trace_names) / sizeof(trace_names[0]); i++)
+		if (strcmp(name, trace_names[i].name) == 0)
+			bit = trace_names[i].bit;
+	if (bit == 0)
+		return -EINVAL;
+	log_traces = on ? log_traces | bit : log_traces & ~bit;
+	return 0;
+}
+
+const char *log_trace_names(char *buf, unsigned buflen)
+{
+	size_t i, used = 0;
+
+	buf[0] = '\0';
+	for (i = 0; i < sizeof(trace_names) / sizeof(trace_names[0]); i++) {
+		int n;
+
+		if (!(log_traces & trace_names[i].bit))
+			continue;
+		n = snprintf(buf + used, buflen - used, "%s%s", used ? "," : "",
+			     trace_names[i].name);
+		if (n < 0 || (size_t)n >= buflen - used)
+			break;
+		used += (size_t)n;
+	}
+	return used ? buf : "none";
+}
+
+int log_trace_enabled(unsigned cat)
+{
+	return (log_traces & cat) != 0;
 }
 
 void log_msg(int prio, const char *fmt, ...)
 {
 	va_list ap;
 
+	if (!(prio & TRACE_FLAG) && (prio & 7) > log_level)
+		return;
+	prio &= 7;
 	va_start(ap, fmt);
 	if (log_stderr) {
-		static const char *const names[] = {"emerg", "alert",  "crit", "err",
-						    "warn",  "notice", "info", "debug"};
 		struct timespec ts;
 		struct tm tm;
 		char when[32];
@@ -37,7 +116,8 @@ void log_msg(int prio, const char *fmt, ...)
 		clock_gettime(CLOCK_REALTIME, &ts);
 		gmtime_r(&ts.tv_sec, &tm);
 		strftime(when, sizeof(when), "%H:%M:%S", &tm);
-		fprintf(stderr, "%s.%03ld %s ", when, ts.tv_nsec / 1000000, names[prio & 7]);
+		fprintf(stderr, "%s.%03ld %s ", when, ts.tv_nsec / 1000000,
+			prio == LOG_WARNING ? "warn" : level_names[prio]);
 		vfprintf(stderr, fmt, ap);
 		fputc('\n', stderr);
 	} else {

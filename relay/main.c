@@ -1,5 +1,8 @@
 /* main: command line, configuration, listeners, signals and the event
- * loop of xtrunkd. fatal() is allowed only here, before the loop runs. */
+ * loop of xtrunkd, and what it tells systemd (sd_notify: READY=1 once
+ * listening, RELOADING=1 ... READY=1 around a reload, STOPPING=1 on
+ * SIGTERM, STATUS= lines). fatal() is allowed only here, before the loop
+ * runs. */
 #include <errno.h>
 #include <signal.h>
 #include <stdint.h>
@@ -8,13 +11,16 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <systemd/sd-daemon.h>
 #include <uv.h>
 
 #include "config.h"
+#include "control.h"
 #include "log.h"
 #include "net.h"
 #include "runtime.h"
 #include "s2s.h"
+#include "stats.h"
 
 #define DEFAULT_CONFIG "/etc/xtrunk/xtrunkd.conf"
 
@@ -96,6 +102,7 @@ static void close_all(void)
 			uv_close((uv_handle_t *)&listeners[i].tcp, NULL);
 	if (!uv_is_closing((uv_handle_t *)&drain_timer))
 		uv_close((uv_handle_t *)&drain_timer, NULL);
+	control_stop();
 	if (!uv_is_closing((uv_handle_t *)&sig_term)) {
 		uv_close((uv_handle_t *)&sig_term, NULL);
 		uv_close((uv_handle_t *)&sig_int, NULL);
@@ -129,29 +136,61 @@ static void on_drain_tick(uv_timer_t *t)
 	close_all();
 }
 
+static int ops_same(const struct config *a, const struct config *b)
+{
+	return strcmp(a->control_socket, b->control_socket) == 0 &&
+	       a->metrics_port == b->metrics_port && !a->metrics_address == !b->metrics_address &&
+	       (a->metrics_address == NULL || strcmp(a->metrics_address, b->metrics_address) == 0);
+}
+
+/* SIGHUP and "xtrunkctl reload": a new snapshot, or the old one kept.
+ * msg gets a one-line result. */
+static int reload(char *msg, size_t msglen)
+{
+	char err[1024];
+	struct runtime *rt;
+
+	if (stopping) {
+		snprintf(msg, msglen, "the daemon is stopping");
+		return -ECANCELED;
+	}
+	sd_notify(0, "RELOADING=1\nSTATUS=Reloading the configuration");
+	rt = runtime_load(config_path, current, err, sizeof(err));
+	if (rt == NULL) {
+		log_err("event=reload-failed keeping=old-configuration error=\"%s\"", err);
+		stats_count(STATS_RELOADS, "failed", NULL);
+		sd_notifyf(0, "READY=1\nSTATUS=Reload failed, old configuration kept: %s", err);
+		snprintf(msg, msglen, "%s", err);
+		return -EINVAL;
+	}
+	msg[0] = '\0';
+	if (!listeners_same(current->cfg, rt->cfg) || !ops_same(current->cfg, rt->cfg)) {
+		log_warn("event=reload-partial reason=\"listen, control and metrics changes need "
+			 "a restart\"");
+		snprintf(msg, msglen,
+			 "reloaded; listen, control and metrics changes need a restart");
+	}
+	s2s_reload(rt);
+	runtime_unref(current);
+	current = rt;
+	stats_count(STATS_RELOADS, "ok", NULL);
+	sd_notifyf(0, "READY=1\nSTATUS=Relaying: %zu peers, configuration reloaded",
+		   rt->cfg->npeers);
+	return 0;
+}
+
 static void on_signal(uv_signal_t *h, int signum)
 {
 	if (signum == SIGHUP) {
-		char err[1024];
-		struct runtime *rt;
+		char msg[1024];
 
-		if (stopping)
-			return;
-		rt = runtime_load(config_path, current, err, sizeof(err));
-		if (rt == NULL) {
-			log_err("event=reload-failed keeping=old-configuration error=\"%s\"", err);
-			return;
-		}
-		if (!listeners_same(current->cfg, rt->cfg))
-			log_warn("event=reload-partial reason=\"listen changes need a restart\"");
-		s2s_reload(rt);
-		runtime_unref(current);
-		current = rt;
+		reload(msg, sizeof(msg));
 		return;
 	}
 	if (stopping)
 		return;
 	stopping = 1;
+	sd_notify(0, "STOPPING=1\nSTATUS=Draining queued stanzas");
 	log_info("event=stopping signal=%d drain-timeout-s=%u", signum,
 		 current->cfg->handshake_timeout);
 	/* Listeners stay open while draining: a next hop verifying our
@@ -225,6 +264,13 @@ int main(int argc, char **argv)
 	uv_signal_start(&sig_int, on_signal, SIGINT);
 	uv_signal_start(&sig_hup, on_signal, SIGHUP);
 	rc = listen_all(&loop, current->cfg);
+	if (rc == 0) {
+		static const struct control_hooks hooks = {.reload = reload};
+
+		rc = control_start(&loop, current->cfg, path, &hooks, err, sizeof(err));
+		if (rc < 0)
+			log_err("event=control-failed error=\"%s\"", err);
+	}
 	if (rc < 0) {
 		close_all();
 		uv_run(&loop, UV_RUN_DEFAULT);
@@ -233,11 +279,14 @@ int main(int argc, char **argv)
 	}
 	log_info("event=started config=%s listeners=%zu peers=%zu", path, nlisteners,
 		 current->cfg->npeers);
+	sd_notifyf(0, "READY=1\nSTATUS=Relaying: %zu listeners, %zu peers\nMAINPID=%ld", nlisteners,
+		   current->cfg->npeers, (long)getpid());
 	uv_run(&loop, UV_RUN_DEFAULT);
 	rc = uv_loop_close(&loop);
 	log_info("event=stopped loop-close=%d", rc);
 	free(listeners);
 	s2s_free();
+	stats_free();
 	runtime_unref(current);
 	return 0;
 }

@@ -53,6 +53,7 @@
 #include "net.h"
 #include "route.h"
 #include "runtime.h"
+#include "stats.h"
 #include "tls.h"
 #include "xmlstream.h"
 
@@ -87,7 +88,8 @@ static const char *const state_names[] = {"connect",	 "header", "features", "pro
 struct qitem {
 	struct qitem *next; /* owned */
 	size_t len;
-	char *bytes; /* points into this allocation */
+	uint64_t t_read; /* stats_clock_us() when the stanza was read, 0 for our own */
+	char *bytes;	 /* points into this allocation */
 	/* for the bounce, pointing into this allocation or NULL */
 	char *name, *to, *from, *type, *id;
 };
@@ -124,8 +126,9 @@ struct stream {
 	/* inbound */
 	struct authz *authz; /* owned: pairs authenticated on this stream */
 	/* outbound */
-	int peer;      /* index in cfg->peers */
-	int want_auth; /* stanzas wait: authenticate with db:result */
+	int peer;	  /* index in cfg->peers */
+	int want_auth;	  /* stanzas wait: authenticate with db:result */
+	const char *auth; /* static: how the next hop accepted us, or NULL */
 	int result_sent;
 	struct qitem *qhead, **qtail; /* owned list */
 	size_t qcount, qbytes;
@@ -137,7 +140,8 @@ static struct {
 	struct stream *streams; /* the list; each stream is owned by its connection */
 	unsigned next_serial;
 	struct xs_limits limits;
-	int draining; /* SIGTERM: finish what is queued, take nothing new */
+	int draining;	 /* SIGTERM: finish what is queued, take nothing new */
+	uint64_t t_read; /* while in_on_xmpp routes a stanza: when it was read */
 	/* Per peer of g.rt: a next hop that could not be reached is not tried
 	 * again before retry_at (1 s, doubling to 64 s); meanwhile its stanzas
 	 * are bounced at once. Reset by a reload and by a connection. */
@@ -467,6 +471,7 @@ static void bounce(const struct bounce_in *b, const char *condition, const char 
 	}
 	log_info("event=bounce kind=%s id=%s from=%s to=%s condition=%s", b->name,
 		 b->id != NULL ? b->id : "-", fd, td, condition);
+	stats_count(STATS_BOUNCES, condition, NULL);
 	forward(r->peer, fd, td, buf, (size_t)n, NULL);
 }
 
@@ -539,6 +544,16 @@ static void out_fail(struct stream *s, const char *condition, const char *why)
 
 /* ---- outbound ---- */
 
+/* One stanza written to outbound stream s; t_read 0 for our own. */
+static void count_sent(const struct stream *s, uint64_t t_read)
+{
+	const struct route *r = route_lookup(s->cfg->routes, s->remote);
+
+	stats_count(STATS_STANZAS_SENT, r != NULL ? r->pattern : "-", s->cfg->peers[s->peer].name);
+	if (t_read != 0)
+		stats_latency(stats_clock_us() - t_read);
+}
+
 static void out_send_vreqs(struct stream *s)
 {
 	struct vreq *v;
@@ -566,6 +581,7 @@ static void out_flush(struct stream *s)
 	while ((q = s->qhead) != NULL && s->state == ST_ESTABLISHED) {
 		s->qhead = q->next;
 		swrite(s, q->bytes, q->len);
+		count_sent(s, q->t_read);
 		log_info("stream=%u event=forward kind=%s from=%s to=%s peer=%s queued=1",
 			 s->serial, q->name, s->local, s->remote, s->cfg->peers[s->peer].name);
 		free(q);
@@ -646,6 +662,7 @@ static int has_child_text(const struct xs_stanza *st, unsigned depth, const char
 static void out_established(struct stream *s, const char *auth)
 {
 	s->state = ST_ESTABLISHED;
+	s->auth = auth;
 	slog(s, "event=established from=%s to=%s tls=%s auth=%s", s->local, s->remote,
 	     net_tls_describe(s->conn), auth);
 	net_set_timer(s->conn, s->cfg->idle_timeout * 1000);
@@ -739,6 +756,7 @@ static void out_on_db(struct stream *s, const struct xs_stanza *st)
 		if (st->type != NULL && strcmp(st->type, "valid") == 0) {
 			out_established(s, "dialback");
 		} else {
+			stats_count(STATS_AUTH_FAILURES, "next-hop-refused-dialback", NULL);
 			out_fail(s, "remote-server-timeout", "next hop refused our dialback");
 		}
 		return;
@@ -797,6 +815,7 @@ static void out_on_stanza(struct stream *s, const struct xs_stanza *st)
 			return;
 		}
 		slog(s, "event=sasl-failed from=%s to=%s", s->local, s->remote);
+		stats_count(STATS_AUTH_FAILURES, "next-hop-refused-sasl-external", NULL);
 		if (s->cfg->peers[s->peer].auth == CFG_AUTH_CERTIFICATE) {
 			out_fail(s, "remote-server-timeout", "next hop refused our certificate");
 			return;
@@ -831,6 +850,7 @@ static void out_on_tls(void *ctx, int status)
 	const char *identity = p->identity != NULL ? p->identity : s->remote;
 
 	if (status < 0) {
+		stats_count(STATS_TLS_FAILURES, "outbound-handshake", NULL);
 		out_fail(s, "remote-server-timeout", "TLS handshake with next hop failed");
 		return;
 	}
@@ -845,6 +865,7 @@ static void out_on_tls(void *ctx, int status)
 
 		slog(s, "event=certificate-refused identity=%s reason=\"%s: %s\"", identity,
 		     ident_result_str((enum ident_result)res), why);
+		stats_count(STATS_AUTH_FAILURES, "next-hop-certificate-refused", NULL);
 		snprintf(reason, sizeof(reason), "next hop certificate refused: %s: %s",
 			 ident_result_str((enum ident_result)res), why);
 		out_fail(s, "remote-server-timeout", reason);
@@ -920,6 +941,7 @@ static struct stream *out_new(int peer, const char *from, const char *to)
 	}
 	log_info("stream=%u dir=out event=connecting peer=%s addr=%s:%d from=%s to=%s", s->serial,
 		 p->name, p->host, p->port, from, to);
+	stats_count(STATS_STREAMS_OPENED, "out", NULL);
 	return s;
 fail:
 	stream_free(s);
@@ -966,6 +988,7 @@ static void forward(int peer, const char *from_dom, const char *to_dom, const ch
 	if (s->state == ST_ESTABLISHED &&
 	    net_write_queue_size(s->conn) + len <= s->cfg->queue_max_bytes) {
 		swrite(s, bytes, len);
+		count_sent(s, b != NULL ? g.t_read : 0);
 		net_set_timer(s->conn, s->cfg->idle_timeout * 1000);
 		log_info("stream=%u event=forward kind=%s from=%s to=%s peer=%s", s->serial, kind,
 			 from_dom, to_dom, s->cfg->peers[peer].name);
@@ -997,6 +1020,7 @@ static void forward(int peer, const char *from_dom, const char *to_dom, const ch
 	p[len] = '\0';
 	p += len + 1;
 	q->len = len;
+	q->t_read = b != NULL ? g.t_read : 0;
 	q->name = (char *)"error";
 	if (b != NULL) {
 #define QCOPY(f)                                                                                   \
@@ -1014,8 +1038,8 @@ static void forward(int peer, const char *from_dom, const char *to_dom, const ch
 	s->qcount++;
 	s->qbytes += len;
 	s->want_auth = 1;
-	log_debug("stream=%u event=queued kind=%s from=%s to=%s state=%s", s->serial, kind,
-		  from_dom, to_dom, state_names[s->state]);
+	log_trace(LOG_TRACE_STANZA, "stream=%u event=queued kind=%s from=%s to=%s state=%s",
+		  s->serial, kind, from_dom, to_dom, state_names[s->state]);
 	if (s->state == ST_OPEN)
 		out_send_result(s);
 }
@@ -1111,6 +1135,7 @@ static void in_on_db_result(struct stream *s, const struct xs_stanza *st)
 	if (r == NULL) {
 		slog(s, "event=dialback-refused from=%s to=%s reason=no-route-for-sender", from,
 		     to);
+		stats_count(STATS_AUTH_FAILURES, "dialback-no-route", NULL);
 		swritef(s,
 			"<db:result from='%s' to='%s' type='error'><error type='cancel'>"
 			"<remote-server-not-found xmlns='" NS_STANZAS "'/></error></db:result>",
@@ -1137,6 +1162,7 @@ static void in_on_db_result(struct stream *s, const struct xs_stanza *st)
 			     "event=dialback-refused from=%s to=%s reason=\"peer requires a "
 			     "certificate: %s\"",
 			     from, to, why);
+			stats_count(STATS_AUTH_FAILURES, "certificate-required", NULL);
 			swritef(s,
 				"<db:result from='%s' to='%s' type='error'><error type='auth'>"
 				"<not-authorized xmlns='" NS_STANZAS "'/></error></db:result>",
@@ -1201,6 +1227,7 @@ static void in_verify_answer(unsigned in_serial, const char *from, const char *t
 	esc(t, sizeof(t), to);
 	if (valid < 0) {
 		slog(s, "event=dialback-error from=%s to=%s condition=%s", from, to, condition);
+		stats_count(STATS_AUTH_FAILURES, "dialback-unverifiable", NULL);
 		swritef(s,
 			"<db:result from='%s' to='%s' type='error'><error type='cancel'>"
 			"<%s xmlns='" NS_STANZAS "'/></error></db:result>",
@@ -1209,6 +1236,7 @@ static void in_verify_answer(unsigned in_serial, const char *from, const char *t
 	}
 	if (!valid) {
 		slog(s, "event=dialback-invalid from=%s to=%s", from, to);
+		stats_count(STATS_AUTH_FAILURES, "dialback-invalid", NULL);
 		swritef(s, "<db:result from='%s' to='%s' type='invalid'/>", t, f);
 		stream_close(s);
 		return;
@@ -1263,16 +1291,25 @@ static void in_on_xmpp(struct stream *s, const struct xs_stanza *st)
 		stream_error(s, "host-unknown", NULL);
 		return;
 	}
-	log_debug("stream=%u event=stanza kind=%s from=%s to=%s route=%s", s->serial, st->name,
-		  from, to, r->pattern);
+	log_trace(LOG_TRACE_STANZA, "stream=%u event=stanza kind=%s from=%s to=%s route=%s",
+		  s->serial, st->name, from, to, r->pattern);
+	{
+		const struct route *back = route_lookup(g.rt->cfg->routes, from);
+
+		stats_count(STATS_STANZAS_RECEIVED, r->pattern,
+			    back != NULL ? g.rt->cfg->peers[back->peer].name : "-");
+	}
 	net_set_timer(s->conn, s->cfg->idle_timeout * 1000);
+	g.t_read = stats_clock_us();
 	forward(r->peer, from, to, st->bytes, st->len, &b);
+	g.t_read = 0;
 }
 
 static void in_sasl_failure(struct stream *s, const char *condition, const char *why)
 {
 	slog(s, "event=sasl-failed from=%s condition=%s reason=\"%s\"",
 	     s->remote[0] ? s->remote : "-", condition, why);
+	stats_count(STATS_AUTH_FAILURES, "sasl-external-refused", NULL);
 	/* the stream stays open: the peer may still use dialback (XEP-0178) */
 	swritef(s, "<failure xmlns='" NS_SASL "'><%s/></failure>", condition);
 }
@@ -1382,6 +1419,7 @@ static void in_on_tls(void *ctx, int status)
 
 	if (status < 0) {
 		slog(s, "event=tls-failed");
+		stats_count(STATS_TLS_FAILURES, "inbound-handshake", NULL);
 		s->state = ST_CLOSING;
 		net_close(s->conn);
 		return;
@@ -1595,6 +1633,7 @@ void s2s_accept(void *uv_server, int direct)
 		return;
 	}
 	slog(s, "event=accepted%s", direct ? " direct-tls=yes" : "");
+	stats_count(STATS_STREAMS_OPENED, "in", NULL);
 	if (in_from_same_address(s) > s->cfg->connections_per_address) {
 		/* before TLS, so cheap; the header goes first (RFC 6120 4.9.1.1) */
 		slog(s, "event=refused reason=connections-per-address limit=%u",
@@ -1686,6 +1725,43 @@ size_t s2s_pending(void)
 		if (out_busy(s))
 			n += s->qcount + 1;
 	return n;
+}
+
+void s2s_foreach(void (*fn)(void *ctx, const struct s2s_info *i), void *ctx)
+{
+	const struct stream *s;
+
+	for (s = g.streams; s != NULL; s = s->next) {
+		struct s2s_info i = {0};
+
+		i.serial = s->serial;
+		i.direction = s->dir == DIR_IN ? "in" : "out";
+		i.state = state_names[s->state];
+		i.address = s->conn != NULL ? net_peer(s->conn) : "-";
+		i.local = s->local[0] ? s->local : "-";
+		i.remote = s->remote[0] ? s->remote : "-";
+		i.tls = s->tls && s->conn != NULL ? net_tls_describe(s->conn) : "none";
+		i.certificate = s->tls && s->conn != NULL && net_tls_presented(s->conn) != NULL
+				    ? net_tls_presented(s->conn)
+				    : "-";
+		i.peer_certificate = s->tls && s->conn != NULL && net_tls_has_cert(s->conn);
+		if (s->dir == DIR_IN) {
+			const struct route *r =
+			    s->remote[0] ? route_lookup(s->cfg->routes, s->remote) : NULL;
+
+			i.peer = r != NULL ? s->cfg->peers[r->peer].name : "-";
+			i.auth = s->sasl_done		     ? "sasl-external"
+				 : authz_count(s->authz) > 0 ? "dialback"
+							     : "none";
+			i.pairs = authz_count(s->authz);
+		} else {
+			i.peer = s->cfg->peers[s->peer].name;
+			i.auth = s->auth != NULL ? s->auth : "none";
+			i.queued = s->qcount;
+			i.queued_bytes = s->qbytes;
+		}
+		fn(ctx, &i);
+	}
 }
 
 void s2s_shutdown(void)

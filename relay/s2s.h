@@ -23,6 +23,24 @@ void s2s_accept(void *uv_server, int direct);
 void s2s_drain(void);
 /* Work left for the drain (0 when done). */
 size_t s2s_pending(void);
+/* One live stream, for xtrunkctl status and the metrics gauges. Every
+ * string is borrowed for the callback only. */
+struct s2s_info {
+	unsigned serial;
+	const char *direction;	     /* "in" or "out" */
+	const char *state;	     /* "header", "established", ... */
+	const char *address;	     /* the other end, "ip:port" */
+	const char *peer;	     /* configured peer: the next hop (out) or the one the
+				      * sender's domain is routed through (in); "-" if none */
+	const char *local, *remote;  /* domains of the stream header ("-" if unknown) */
+	const char *auth;	     /* "dialback", "sasl-external", "certificate", "none" */
+	const char *tls;	     /* protocol/cipher description or "none" */
+	const char *certificate;     /* the certificate we presented, or "-" */
+	int peer_certificate;	     /* the other end presented one */
+	size_t pairs;		     /* in: authenticated domain pairs */
+	size_t queued, queued_bytes; /* out: stanzas waiting for the stream */
+};
+void s2s_foreach(void (*fn)(void *ctx, const struct s2s_info *i), void *ctx);
 /* Close every stream; log what is still queued. */
 void s2s_shutdown(void);
 /* Release what s2s_init took. */

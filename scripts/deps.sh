@@ -3,8 +3,8 @@
 #   deps.sh build   libraries and tools to build xtrunkd
 #   deps.sh test    plus what make check and make demo need (Prosody, slixmpp, ...)
 set -eu
-build="gcc make pkg-config libxml2-dev libgnutls28-dev libtasn1-6-dev libuv1-dev libconfig-dev"
-test="check prosody ejabberd lua-unbound python3-slixmpp gnutls-bin dnsmasq-base iproute2 util-linux mandoc valgrind procps"
+build="gcc make pkg-config libxml2-dev libgnutls28-dev libtasn1-6-dev libuv1-dev libconfig-dev libsystemd-dev"
+test="check prosody ejabberd lua-unbound python3-slixmpp gnutls-bin dnsmasq-base iproute2 util-linux mandoc valgrind procps python3-prometheus-client systemd"
 case "${1:-build}" in
 build) want="$build $test" ;;
 test) want="$build $test" ;;

@@ -1,7 +1,9 @@
-/* xtrunkctl: the control tool installed beside xtrunkd. For now it holds
- * the certificate commands: create an enclave CA, issue certificates from
- * it (for the relay's certificate directory or for the enclave's leaves),
- * and print a certificate's SHA-256 fingerprint and public-key pin.
+/* xtrunkctl: the control tool installed beside xtrunkd. The certificate
+ * commands live here: create an enclave CA, issue certificates from it
+ * (for the relay's certificate directory or for the enclave's leaves), and
+ * print a certificate's SHA-256 fingerprint and public-key pin. The
+ * operations commands (check, route, status, reload, log, trace, metrics)
+ * are in ops.c.
  *
  * Exit status: 0 success, 1 failure (the message names the file and the
  * fix), 2 usage error. */
@@ -21,6 +23,7 @@
 
 #include "ca.h"
 #include "domain.h"
+#include "ops.h"
 
 #define EXIT_USAGE 2
 #define DAY 86400
@@ -28,13 +31,23 @@
 #define CA_DAYS 3650
 #define LEAF_DAYS 365
 #define CA_NAME "xtrunk enclave CA"
+#define DEFAULT_CONFIG "/etc/xtrunk/xtrunkd.conf"
 
 static const char usage_text[] =
-    "usage: xtrunkctl ca-create -o DIR [-n NAME] [-d DAYS]\n"
+    "usage: xtrunkctl check [-f CONFIG]\n"
+    "       xtrunkctl route [-f CONFIG] DOMAIN\n"
+    "       xtrunkctl [-f CONFIG | -s SOCKET] status | reload | metrics | ping\n"
+    "       xtrunkctl [-f CONFIG | -s SOCKET] log err|warning|info|debug\n"
+    "       xtrunkctl [-f CONFIG | -s SOCKET] trace stanza|control|metrics|all on|off\n"
+    "       xtrunkctl ca-create -o DIR [-n NAME] [-d DAYS]\n"
     "       xtrunkctl issue -c CA.pem -k CA.key -o DIR [--srv] [--xmppaddr] [-d DAYS] "
     "DOMAIN...\n"
     "       xtrunkctl fingerprint FILE.pem\n"
     "\n"
+    "  check        test the configuration like xtrunkd -n (default " DEFAULT_CONFIG ")\n"
+    "  route        which route, peer, next hop, policy and certificate DOMAIN gets\n"
+    "  status ...   ask the running daemon over its control socket (control.socket\n"
+    "               of CONFIG, or SOCKET)\n"
     "  ca-create    make a self-signed enclave CA: DIR/ca.pem and DIR/ca.key\n"
     "               (default name \"" CA_NAME "\", "
     "3650 days)\n"
@@ -356,6 +369,35 @@ int main(int argc, char **argv)
 	}
 	if (strcmp(cmd, "fingerprint") == 0)
 		return cmd_fingerprint(argc - 1, argv + 1);
+	if (strcmp(cmd, "check") == 0)
+		return ops_check(argc - 1, argv + 1);
+	if (strcmp(cmd, "route") == 0)
+		return ops_route(argc - 1, argv + 1);
+	/* -f / -s may come before the command too */
+	if (strcmp(cmd, "-f") == 0 || strcmp(cmd, "-s") == 0) {
+		int i = 1;
+
+		while (i + 1 < argc && (strcmp(argv[i], "-f") == 0 || strcmp(argv[i], "-s") == 0))
+			i += 2;
+		if (i >= argc)
+			return usage("no command");
+		/* rotate: COMMAND -f X -s Y ARGS */
+		{
+			char *c = argv[i];
+
+			memmove(argv + 2, argv + 1, (size_t)(i - 1) * sizeof(*argv));
+			argv[1] = c;
+			cmd = c;
+		}
+		if (strcmp(cmd, "check") == 0)
+			return ops_check(argc - 1, argv + 1);
+		if (strcmp(cmd, "route") == 0)
+			return ops_route(argc - 1, argv + 1);
+	}
+	if (strcmp(cmd, "status") == 0 || strcmp(cmd, "reload") == 0 ||
+	    strcmp(cmd, "metrics") == 0 || strcmp(cmd, "ping") == 0 || strcmp(cmd, "log") == 0 ||
+	    strcmp(cmd, "trace") == 0)
+		return ops_remote(argc - 1, argv + 1);
 	fprintf(stderr, "xtrunkctl: unknown command '%s'\n", cmd);
 	return usage(NULL);
 }

@@ -1,0 +1,32 @@
+/* control: the daemon's two local service endpoints, both on the event
+ * loop: the control socket (a unix stream socket whose file-system
+ * permissions decide who may use it; one command line in, one answer out,
+ * for xtrunkctl) and the optional metrics listener (HTTP GET /metrics,
+ * Prometheus text, loopback by default). */
+#ifndef XT_CONTROL_H
+#define XT_CONTROL_H
+
+#include <stddef.h>
+
+struct config;
+
+/* What the control socket asks of main. */
+struct control_hooks {
+	/* Reload the configuration like SIGHUP: 0, or -errno with why in msg. */
+	int (*reload)(char *msg, size_t msglen);
+};
+
+/* Open the control socket cfg->control_socket (mode 0660; a stale socket
+ * left by a dead daemon is replaced, a live one is an error) and, if
+ * configured, the metrics listener. uv_loop is a uv_loop_t *. 0, or -errno
+ * with err set. */
+int control_start(void *uv_loop, const struct config *cfg, const char *config_path,
+		  const struct control_hooks *hooks, char *err, size_t errlen);
+/* Close the listeners and every client, remove the socket file. Idempotent. */
+void control_stop(void);
+
+/* The answer to one control command line (without its line end), as
+ * text in *out (caller frees): "ok\n..." or "error: ...\n". 0 or -ENOMEM. */
+int control_command(const char *line, char **out);
+
+#endif
