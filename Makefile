@@ -71,8 +71,10 @@ ASAN = BUILD=build-asan CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-fr
 check: test-deps
 	$(MAKE) all unit
 	$(MAKE) $(ASAN) all unit
-	sh test/check-examples.sh $(BUILD)/xtrunkd
+	sh test/check-examples.sh $(BUILD)/xtrunkd $(BUILD)/xtrunkctl
 	sh test/check-man.sh $(BUILD)/xtrunkd
+	sh test/check-unit.sh $(BUILD)/xtrunkd
+	sh test/integration/ops.sh build-asan/xtrunkd build-asan/xtrunkctl
 	sh test/integration/protocol.sh build-asan/xtrunkd
 	UBSAN_OPTIONS=halt_on_error=1 sh test/integration/run.sh build-asan/xtrunkd
 	sh test/integration/certs.sh build-asan/xtrunkd
@@ -157,9 +159,22 @@ soak: all
 
 .PHONY: soak
 
+# The systemd unit goes where systemd looks for it: /lib/systemd/system
+# for PREFIX=/usr (Debian 12), else PREFIX/lib/systemd/system; its
+# /usr/sbin paths are rewritten to PREFIX/sbin.
+ifeq ($(PREFIX),/usr)
+UNITDIR ?= /lib/systemd/system
+else
+UNITDIR ?= $(PREFIX)/lib/systemd/system
+endif
+
 install: all
 	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/share/man/man5 \
-	    $(DESTDIR)$(PREFIX)/share/man/man8 $(DESTDIR)$(PREFIX)/share/doc/xtrunk/examples
+	    $(DESTDIR)$(PREFIX)/share/man/man8 $(DESTDIR)$(PREFIX)/share/doc/xtrunk/examples \
+	    $(DESTDIR)$(UNITDIR)
+	sed 's|/usr/sbin/|$(PREFIX)/sbin/|g' examples/xtrunkd.service >$(BUILD)/xtrunkd.service
+	install -m 0644 $(BUILD)/xtrunkd.service $(DESTDIR)$(UNITDIR)/xtrunkd.service
+	install -m 0644 examples/xtrunkd.service $(DESTDIR)$(PREFIX)/share/doc/xtrunk/examples/
 	install -m 0755 $(BUILD)/xtrunkd $(DESTDIR)$(PREFIX)/sbin/xtrunkd
 	install -m 0755 $(BUILD)/xtrunkctl $(DESTDIR)$(PREFIX)/sbin/xtrunkctl
 	install -m 0644 man/xtrunkd.8 $(DESTDIR)$(PREFIX)/share/man/man8/xtrunkd.8

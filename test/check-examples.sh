@@ -1,15 +1,18 @@
 #!/bin/sh
-# check-examples.sh BINARY: every examples/*.conf must pass "BINARY -n -f",
-# and a copy broken on purpose (an unknown key) must be rejected with a
-# FILE:LINE message, so that this check can fail.
+# check-examples.sh BINARY [XTRUNKCTL]: every examples/*.conf must pass
+# "BINARY -n -f", and a copy broken on purpose (an unknown key) must be
+# rejected with a FILE:LINE message, so that this check can fail. With
+# XTRUNKCTL, also "XTRUNKCTL check" on every example and "XTRUNKCTL route"
+# on examples/xtrunkd.conf for an exact, a wildcard, a default route and
+# (with the default removed) an unrouted domain.
 #
 # The examples name files under /etc/xtrunk/. They are materialised in a
 # temporary directory (a throwaway certificate and key, a secret) and the
 # paths rewritten with sed, so the real credentials-loading code runs.
 set -eu
 
-if [ $# -ne 1 ]; then
-	echo "usage: check-examples.sh BINARY" >&2
+if [ $# -ne 1 ] && [ $# -ne 2 ]; then
+	echo "usage: check-examples.sh BINARY [XTRUNKCTL]" >&2
 	exit 2
 fi
 bin=$1
@@ -96,4 +99,46 @@ else
 	printf '%s\n' "$out" >&2
 	fail=1
 fi
+
+ctl=${2:-}
+[ -z "$ctl" ] && exit $fail
+case $ctl in /*) ;; *) ctl=$(pwd)/$ctl ;; esac
+for ex in "$root"/examples/*.conf; do
+	name=$(basename "$ex")
+	if out=$("$ctl" check -f "$tmp/$name" 2>&1) && printf '%s\n' "$out" | grep -q "configuration OK"; then
+		echo "ok: xtrunkctl check examples/$name"
+	else
+		echo "FAIL: xtrunkctl check examples/$name: $out" >&2
+		fail=1
+	fi
+done
+# route DOMAIN: each expected line must appear in the answer.
+route_case() { # name domain want-status expected-line...
+	rname=$1 dom=$2 want=$3 conf=$4
+	shift 4
+	rc=0
+	out=$("$ctl" route -f "$conf" "$dom" 2>&1) || rc=$?
+	bad=""
+	[ "$rc" -eq "$want" ] || bad="status $rc, expected $want"
+	for line in "$@"; do
+		printf '%s\n' "$out" | grep -qF -- "$line" || bad="$bad; no line with \"$line\""
+	done
+	if [ -z "$bad" ]; then
+		echo "ok: xtrunkctl route $rname ($dom)"
+	else
+		echo "FAIL: xtrunkctl route $rname ($dom): $bad; got:" >&2
+		printf '%s\n' "$out" | sed 's/^/  /' >&2
+		fail=1
+	fi
+}
+conf=$tmp/xtrunkd.conf
+route_case exact A.Example 0 "$conf" "route:       a.example (exact;" "peer:        leaf-a" \
+	"next hop:    127.0.0.2:5269" "certificate: a.example (issued on the fly by the enclave CA"
+route_case wildcard x.y.b.example. 0 "$conf" "domain:      x.y.b.example" \
+	"route:       *.b.example (wildcard:" "peer:        leaf-b" "policy:"
+route_case default example.org 0 "$conf" "route:       * (default:" "peer:        upstream" \
+	"identity relay.upstream.example"
+sed 's/domain = "\*"; peer/domain = "only.example"; peer/' "$conf" >"$tmp/nodefault.conf"
+route_case unrouted example.org 1 "$tmp/nodefault.conf" "route:       none"
+route_case not-a-domain "a..b" 1 "$conf" "is not a domain name"
 exit $fail

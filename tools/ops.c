@@ -191,7 +191,7 @@ static int ask(const char *path, const char *line, char **out)
 		fprintf(stderr, "xtrunkctl: socket path %s is too long\n", path);
 		return -ENAMETOOLONG;
 	}
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	memcpy(sa.sun_path, path, strlen(path) + 1);
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
 		int e = errno;
