@@ -78,6 +78,64 @@ static int put_label(const char *lab, size_t n, char *out, size_t outsz, size_t 
 	return 0;
 }
 
+/* Unicode Default_Ignorable_Code_Point (DerivedCoreProperties.txt): soft
+ * hyphen, zero-width characters, bidi controls, variation selectors, tags.
+ * The UTS #46 mapping behind gnutls_idna_map deletes some of them, so
+ * "a<U+200B>.example" would come out as "a.example": a name that looks
+ * like, and is compared as, another one it does not spell. IDNA2008 itself
+ * disallows them (RFC 5892), and RFC 7622 wants that form on the wire, so a
+ * domain carrying one is refused instead of mapped. */
+static int ignorable(unsigned long cp)
+{
+	return cp == 0xad || cp == 0x34f || cp == 0x61c || (cp >= 0x115f && cp <= 0x1160) ||
+	       (cp >= 0x17b4 && cp <= 0x17b5) || (cp >= 0x180b && cp <= 0x180f) ||
+	       (cp >= 0x200b && cp <= 0x200f) || (cp >= 0x202a && cp <= 0x202e) ||
+	       (cp >= 0x2060 && cp <= 0x206f) || cp == 0x3164 || (cp >= 0xfe00 && cp <= 0xfe0f) ||
+	       cp == 0xfeff || cp == 0xffa0 || (cp >= 0xfff0 && cp <= 0xfff8) ||
+	       (cp >= 0x1bca0 && cp <= 0x1bca3) || (cp >= 0x1d173 && cp <= 0x1d17a) ||
+	       (cp >= 0xe0000 && cp <= 0xe0fff);
+}
+
+/* 1 if the UTF-8 in lab[0..n) holds a default-ignorable code point, -1 if
+ * it is not well-formed UTF-8 (overlong, surrogate, truncated), else 0. */
+static int has_ignorable(const unsigned char *lab, size_t n)
+{
+	size_t i = 0;
+
+	while (i < n) {
+		unsigned char c = lab[i];
+		unsigned long cp;
+		size_t len;
+
+		if (c < 0x80) {
+			i++;
+			continue;
+		}
+		if (c >= 0xc2 && c <= 0xdf)
+			len = 2, cp = c & 0x1f;
+		else if (c >= 0xe0 && c <= 0xef)
+			len = 3, cp = c & 0x0f;
+		else if (c >= 0xf0 && c <= 0xf4)
+			len = 4, cp = c & 0x07;
+		else
+			return -1;
+		if (i + len > n)
+			return -1;
+		for (size_t k = 1; k < len; k++) {
+			if ((lab[i + k] & 0xc0) != 0x80)
+				return -1;
+			cp = (cp << 6) | (lab[i + k] & 0x3f);
+		}
+		if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
+		    (cp >= 0xd800 && cp <= 0xdfff))
+			return -1;
+		if (ignorable(cp))
+			return 1;
+		i += len;
+	}
+	return 0;
+}
+
 /* One label in[0..n), possibly non-ASCII, through IDNA to its A-label. */
 static int map_label(const unsigned char *lab, size_t n, char *out, size_t outsz, size_t *pos)
 {
@@ -89,6 +147,8 @@ static int map_label(const unsigned char *lab, size_t n, char *out, size_t outsz
 			ascii = 0;
 	if (ascii)
 		return put_label((const char *)lab, n, out, outsz, pos);
+	if (has_ignorable(lab, n) != 0)
+		return -EINVAL;
 	/* n <= INPUT_MAX, so it fits. */
 	rc = gnutls_idna_map((const char *)lab, (unsigned)n, &a, GNUTLS_IDNA_FORCE_2008);
 	if (rc == GNUTLS_E_MEMORY_ERROR)

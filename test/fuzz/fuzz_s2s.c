@@ -101,6 +101,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	(void)argc;
 	(void)argv;
 	log_init(1, 0);
+	log_set_level(getenv("FUZZ_S2S_LOG") != NULL ? "debug" : "err");
 	if (scen_setup(conf, err, sizeof(err)) < 0) {
 		fprintf(stderr, "fuzz_s2s: %s\n", err);
 		abort();

@@ -41,7 +41,9 @@ NS_STANZAS = "urn:ietf:params:xml:ns:xmpp-stanzas"
 NS_TLS = "urn:ietf:params:xml:ns:xmpp-tls"
 NS_DB_FEATURE = "urn:xmpp:features:dialback"
 
-READ_TIMEOUT = 4.0  # default per expectation
+# default per expectation; protocol.sh raises it when the relay runs under valgrind
+READ_TIMEOUT = float(os.environ.get("PROTO_READ_TIMEOUT", "4"))
+SLOW = READ_TIMEOUT / 4.0  # scales the other waits the same way
 HEADER_RE = re.compile(r"<stream:stream\b[^>]*>")
 ATTR_RE = re.compile(r"([A-Za-z_][\w:.-]*)\s*=\s*(['\"])(.*?)\2", re.S)
 PROCEED = "<proceed xmlns='%s'/>" % NS_TLS
@@ -309,10 +311,11 @@ class MockLeaf:
         r"|<db:result\b([^>]*?)(?:/>|>([^<]*)</db:result>)"
         r"|</stream:stream>", re.S)
 
-    def __init__(self, domain, addr, certfile, keyfile, direct=False):
+    def __init__(self, domain, addr, certfile, keyfile, direct=False, deaf=False):
         self.domain = domain
         self.addr = addr
         self.direct = direct  # XEP-0368: TLS from the first byte
+        self.deaf = deaf      # after dialback, never read again (small receive buffer)
         self.result_delay = 0.0
         self.sni = []         # server names the relay sent
         self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -329,6 +332,8 @@ class MockLeaf:
         self.n = 0
         self.lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if deaf:  # inherited by accepted sockets: the kernel buffers little for us
+            self.lsock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 32768)
         self.lsock.bind(addr)
         self.lsock.listen(16)
         self.lsock.settimeout(0.2)
@@ -421,6 +426,11 @@ class MockLeaf:
                         time.sleep(self.result_delay)  # a slow authoritative server
                         sock.sendall(("<db:result from='%s' to='%s' type='valid'/>"
                                       % (a.get("to"), a.get("from"))).encode())
+                        if self.deaf:  # a next hop that stops reading
+                            self._notify()
+                            while not self.stop:
+                                time.sleep(0.05)
+                            return
                     else:  # </stream:stream>
                         sock.sendall(b"</stream:stream>")
                         return
@@ -499,7 +509,7 @@ class Suite:
         self.conns.append(c)
         return c
 
-    def arrived_at(self, mock, data, timeout=5.0):
+    def arrived_at(self, mock, data, timeout=5.0 * SLOW):
         """The conn of mock whose recorded stream holds data, or None."""
         def pred():
             for mc in mock.conns:
@@ -594,7 +604,7 @@ class Suite:
             raise Fail("post-TLS features without dialback: %r" % short(c.features))
         key = unique_key()
         c.send("<db:result from='a.example' to='sub.b.example'>%s</db:result>" % key)
-        v = self.a.wait_for(lambda: [x for x in self.a.verifies if x[1] == key], 5)
+        v = self.a.wait_for(lambda: [x for x in self.a.verifies if x[1] == key], 5 * SLOW)
         if not v:
             raise Fail("no db:verify with our key reached leaf-a (a.example); verifies: %r; "
                        "relay said %r" % (self.a.verifies[-3:], short(c.buf)))
@@ -712,7 +722,7 @@ class Suite:
                 if m:
                     return mc, m.group(0)
             return None
-        r = self.a.wait_for(find, 6)
+        r = self.a.wait_for(find, 6 * SLOW)
         if not r:
             raise Fail("no bounce for m13 reached leaf-a; leaf-a got %r; relay said %r"
                        % (short(self.a.all_raw(), 600), short(c.buf)))
@@ -946,9 +956,9 @@ class Suite:
         c.send(msg)
         time.sleep(0.3)  # queued, the next hop is answering slowly
         os.kill(self.args.relay_pid, signal.SIGTERM)
-        if self.arrived_at(self.b, msg, timeout=6) is None:
+        if self.arrived_at(self.b, msg, timeout=6 * SLOW) is None:
             raise Fail("the queued message was not delivered during the drain")
-        deadline = time.monotonic() + 6
+        deadline = time.monotonic() + 6 * SLOW
         while time.monotonic() < deadline:
             try:
                 os.kill(self.args.relay_pid, 0)
@@ -1000,7 +1010,7 @@ class Suite:
                     if m:
                         return m.group(0)
                 return None
-            bounce = self.a.wait_for(find, 9)
+            bounce = self.a.wait_for(find, 9 * SLOW)
             if not bounce:
                 raise Fail("no bounce for a stalled next hop reached leaf-a")
             if ("<remote-server-timeout xmlns='%s'/>" % NS_STANZAS not in bounce
@@ -1008,6 +1018,100 @@ class Suite:
                 raise Fail("wrong bounce: %r" % short(bounce))
         finally:
             stall.close()
+
+    def relay_rss_kb(self):
+        with open("/proc/%d/status" % self.args.relay_pid) as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        return 0
+
+    def bounces_at_a(self, prefix):
+        """{id: stanza} of the error stanzas for ids starting with prefix at leaf-a."""
+        pat = re.compile(r"<message\b[^>]*\bid='(%s\d+)'[^>]*>.*?</message>" % prefix, re.S)
+        return {m.group(1): m.group(0) for m in pat.finditer(self.a.all_raw())}
+
+    # A next hop that completes dialback and then reads nothing: the relay
+    # writes until the kernel buffers and queue_max_bytes (1 MiB here) are
+    # full, then bounces resource-constraint; its memory stays bounded, the
+    # inbound stream stays up and other routes keep flowing.
+    def case_next_hop_reads_nothing(self):
+        deaf = MockLeaf("deaf.example", ("127.0.0.26", 5269), self.args.cert, self.args.key,
+                        deaf=True)
+        try:
+            c = self.stream("a.example", "x.deaf.example")
+            dialback_valid(c, "a.example", "x.deaf.example")
+            body = "z" * 16000
+            rss0 = self.relay_rss_kb()
+            n = self.args.deaf_count  # 4000: 64 MB, far beyond the kernel's and the queue's room
+            t0 = time.monotonic()
+            c.sock.settimeout(20)
+            for i in range(n):
+                c.send("<message from='alice@a.example/r' to='bob@x.deaf.example' id='deaf%d'>"
+                       "<body>%s</body></message>" % (i, body))
+            if not deaf.wait_for(lambda: any(mc.closed is False and mc.headers
+                                             for mc in deaf.conns), 1):
+                raise Fail("the relay never reached the deaf next hop")
+
+            # The relay's socket buffer toward the deaf hop (up to 4 MiB on
+            # Linux), the hop's 32 KiB and queue_max_bytes (1 MiB) absorb
+            # some; allow 9 MiB, every stanza beyond must come back.
+            want = max(1, n - 9 * 1024 * 1024 // 16000)
+
+            def enough():
+                got = self.bounces_at_a("deaf")
+                return len(got) >= want and got
+            got = self.a.wait_for(enough, 20 * SLOW) or self.bounces_at_a("deaf")
+            rss1 = self.relay_rss_kb()
+            print("# reads-nothing: sent %d x 16 KB in %.1f s, bounced %d, relay RSS %d -> %d KiB"
+                  % (n, time.monotonic() - t0, len(got), rss0, rss1), flush=True)
+            if len(got) < want:
+                raise Fail("only %d of %d stanzas bounced toward a next hop that reads nothing"
+                           " (want %d)" % (len(got), n, want))
+            bad = [b for b in got.values()
+                   if "<resource-constraint xmlns='%s'/>" % NS_STANZAS not in b
+                   or "type='error'" not in b or "zzzz" in b]
+            if bad:
+                raise Fail("wrong bounce: %r" % short(bad[0]))
+            if self.args.rss_growth_mb and rss1 - rss0 > self.args.rss_growth_mb * 1024:
+                raise Fail("relay RSS grew by %d KiB (limit %d MiB)"
+                           % (rss1 - rss0, self.args.rss_growth_mb))
+            if "stream:error" in c.buf:
+                raise Fail("the inbound stream got a stream error: %r" % short(c.buf))
+            self.case_dialback_valid_then_forward()  # other routes still flow
+        finally:
+            deaf.close()
+
+    # Look-alike and invisible forms of an authenticated domain in 'from'
+    # (RFC 7622: the relay compares IDNA2008 A-labels; invisible characters
+    # that UTS #46 would delete are refused rather than mapped).
+    def case_idn_spoofing(self):
+        forms = [("cyrillic", "mallory@\u0430.example", "invalid-from"),
+                 ("punycode", "mallory@xn--80a.example", "invalid-from"),
+                 ("inner-cyrillic", "mallory@a.ex\u0430mple", "invalid-from"),
+                 ("zero-width-space", "mallory@a\u200b.example", "improper-addressing"),
+                 ("soft-hyphen", "mallory@a\u00ad.example", "improper-addressing"),
+                 ("rtl-override", "mallory@a\u202e.example", "improper-addressing")]
+        for name, frm, cond in forms:
+            c = self.stream("a.example", "sub.b.example")
+            dialback_valid(c, "a.example", "sub.b.example")
+            mid = "idn-" + name
+            c.send("<message from='%s' to='bob@sub.b.example' id='%s'><body>x</body></message>"
+                   % (frm, mid))
+            try:
+                expect_stream_error(c, cond)
+            except Fail as e:
+                raise Fail("%s: %s" % (name, e))
+            if self.arrived_at(self.b, "id='%s'" % mid, timeout=0.3):
+                raise Fail("%s: the spoofed message reached leaf-b" % name)
+        # the width-mapped spelling is the same domain (RFC 7622 3.2): forwarded
+        c = self.stream("a.example", "sub.b.example")
+        dialback_valid(c, "a.example", "sub.b.example")
+        msg = ("<message from='alice@\uff41.example' to='bob@sub.b.example' id='idn-fullwidth'>"
+               "<body>x</body></message>")
+        c.send(msg)
+        if self.arrived_at(self.b, "id='idn-fullwidth'") is None:
+            raise Fail("fullwidth a.example not forwarded; relay said %r" % short(c.buf))
 
     # 27: limits enforced as bytes arrive: attributes, depth, size
     def case_limits(self):
@@ -1060,6 +1164,8 @@ class Suite:
         ("outbound-direct-tls", case_outbound_direct_tls),
         ("connections-per-address", case_connections_per_address),
         ("next-hop-stalls", case_next_hop_stalls),
+        ("next-hop-reads-nothing", case_next_hop_reads_nothing),
+        ("idn-spoofing", case_idn_spoofing),
         ("limits", case_limits),
         ("relay-survives", case_relay_survives),
     ]
@@ -1104,6 +1210,10 @@ def main():
     p.add_argument("--relay-pid", type=int, required=True, help="for SIGHUP")
     p.add_argument("--conf", required=True, help="the relay's config file (rewritten)")
     p.add_argument("--log", required=True, help="the relay's log")
+    p.add_argument("--rss-growth-mb", type=int, default=40,
+                   help="how much the relay's RSS may grow in next-hop-reads-nothing (0: no check)")
+    p.add_argument("--deaf-count", type=int, default=4000,
+                   help="16 KB stanzas sent toward the next hop that reads nothing")
     p.add_argument("cases", nargs="*", help="run only these cases")
     args = p.parse_args()
     suite = Suite(args)

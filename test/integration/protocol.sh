@@ -10,6 +10,8 @@
 #   a.example   -> leaf-a 127.0.0.21:5269 (mock, in protocol.py)
 #   *.b.example -> leaf-b 127.0.0.22:5269 (mock, in protocol.py)
 #   c.example   -> down   127.0.0.23:5269 (nothing listens)
+#   *.stall.example -> 127.0.0.25 (accepts TCP, says nothing)
+#   *.deaf.example  -> 127.0.0.26 (mock: dialback, then never reads)
 # Addresses 127.0.0.20-29 only, so nothing clashes with the Prosody lab
 # (127.0.0.2-13). Then checks the relay is still alive, stops it by PID
 # (SIGTERM) and checks it exits with status 0.
@@ -17,6 +19,9 @@
 # One line per case (ok NAME / FAIL NAME: why), then exactly
 # "N passed, M failed" as the last line; exit 0 only if everything passed.
 # The whole run is bounded (python 45 s, relay stop 5 s, watchdog 58 s).
+# XTRUNKD_WRAPPER (e.g. "valgrind ...", see valgrind.sh) runs the relay
+# under that command; the bounds and per-read timeouts then grow 6-fold,
+# and next-hop-reads-nothing sends less and does not judge the RSS.
 # PROTO_KEEP=1 keeps the temporary directory (kept anyway on failure).
 set -u
 
@@ -81,15 +86,25 @@ if ! command -v certtool >/dev/null; then
 	exit 1
 fi
 
+WRAP=${XTRUNKD_WRAPPER:-}
+if [ -n "$WRAP" ]; then
+	slow=6
+	export PROTO_READ_TIMEOUT=24
+	py_args="--deaf-count 900 --rss-growth-mb 0"
+else
+	slow=1
+	py_args=""
+fi
+
 dir=$(mktemp -d /tmp/xtrunk-proto.XXXXXX) || exit 1
 # Watchdog: the whole run stays under 60 s even if something wedges. It
 # signals only this script; the EXIT trap then stops the relay by PID.
 (
 	trap 'kill -TERM "$sp" 2>/dev/null; exit 0' TERM
-	sleep 58 &
+	sleep $((58 * slow)) &
 	sp=$!
 	wait "$sp"
-	echo "# protocol: watchdog: run exceeded 58 s" >&2
+	echo "# protocol: watchdog: run exceeded $((58 * slow)) s" >&2
 	kill -TERM $$ 2>/dev/null
 ) &
 watchdog_pid=$!
@@ -112,28 +127,36 @@ listen = ( { address = "$RELAY_ADDR"; port = 5269; },
 dialback_secret = "$SECRET";
 tls = { certificate = "$dir/relay.pem"; key = "$dir/relay.key"; inbound = "required";
 	ca_certificate = "$dir/ca.pem"; ca_key = "$dir/ca.key"; trust = "$dir/ca.pem"; };
-limits = { connect_timeout = 2; handshake_timeout = 5; connections_per_address = 40; };
+limits = { connect_timeout = 2; handshake_timeout = 5; connections_per_address = 40;
+	   queue_max_bytes = 1048576; };
 peers = (
 	{ name = "leaf-a"; host = "127.0.0.21"; port = 5269; tls = "optional"; },
 	{ name = "leaf-b"; host = "127.0.0.22"; port = 5269; tls = "optional"; },
 	{ name = "down";   host = "127.0.0.23"; port = 5269; tls = "optional"; },
 	{ name = "leaf-d"; host = "127.0.0.24"; port = 5269; direct_tls = true; identity = "b.example"; },
-	{ name = "stall";  host = "127.0.0.25"; port = 5269; }
+	{ name = "stall";  host = "127.0.0.25"; port = 5269; },
+	{ name = "deaf";   host = "127.0.0.26"; port = 5269; tls = "optional"; }
 );
 routes = (
 	{ domain = "a.example"; peer = "leaf-a"; },
 	{ domain = "*.b.example"; peer = "leaf-b"; },
 	{ domain = "c.example"; peer = "down"; },
 	{ domain = "*.d2.example"; peer = "leaf-d"; },
-	{ domain = "*.stall.example"; peer = "stall"; }
+	{ domain = "*.stall.example"; peer = "stall"; },
+	{ domain = "*.deaf.example"; peer = "deaf"; }
 );
 EOF
 
 # ---- the relay
-"$XTRUNKD" -d -v -f "$dir/relay.conf" >"$dir/relay.log" 2>&1 </dev/null &
+# Under AddressSanitizer, freed memory waits in a quarantine (256 MiB by
+# default) before reuse; a small one keeps the relay's RSS meaningful for
+# next-hop-reads-nothing, which sends 64 MB toward a next hop that reads
+# nothing and checks the relay grows by less than 40 MiB.
+export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}quarantine_size_mb=16"
+$WRAP "$XTRUNKD" -d -v -f "$dir/relay.conf" >"$dir/relay.log" 2>&1 </dev/null &
 relay_pid=$!
 i=0
-while [ "$i" -lt 50 ] && alive "$relay_pid" && ! grep -q 'event=started' "$dir/relay.log"; do
+while [ "$i" -lt $((50 * slow)) ] && alive "$relay_pid" && ! grep -q 'event=started' "$dir/relay.log"; do
 	sleep 0.1
 	i=$((i + 1))
 done
@@ -147,9 +170,10 @@ fi
 echo "# relay pid $relay_pid, directory $dir"
 
 # ---- the cases
-timeout -k 2 45 "$PY" "$here/protocol.py" --relay "$RELAY_ADDR:5269" --secret "$SECRET" \
+timeout -k 2 $((45 * slow)) "$PY" "$here/protocol.py" --relay "$RELAY_ADDR:5269" --secret "$SECRET" \
 	--cert "$dir/leaf.pem" --key "$dir/leaf.key" --ca "$dir/ca.pem" \
-	--relay-pid "$relay_pid" --conf "$dir/relay.conf" --log "$dir/relay.log" >"$dir/cases.out" 2>"$dir/cases.err" &
+	--relay-pid "$relay_pid" --conf "$dir/relay.conf" --log "$dir/relay.log" $py_args \
+	>"$dir/cases.out" 2>"$dir/cases.err" &
 py_pid=$!
 wait "$py_pid"
 py_rc=$?
@@ -166,12 +190,12 @@ if alive "$relay_pid"; then
 	ok relay-alive
 	kill -TERM "$relay_pid"
 	i=0
-	while alive "$relay_pid" && [ "$i" -lt 50 ]; do
+	while alive "$relay_pid" && [ "$i" -lt $((50 * slow)) ]; do
 		sleep 0.1
 		i=$((i + 1))
 	done
 	if alive "$relay_pid"; then
-		fail relay-clean-exit "still running 5 s after SIGTERM"
+		fail relay-clean-exit "still running $((5 * slow)) s after SIGTERM"
 		stop_pid "$relay_pid" 0
 		wait "$relay_pid" 2>/dev/null
 	else
@@ -192,14 +216,14 @@ relay_pid=""
 # ---- SIGTERM drains: a fresh relay, a stanza queued behind a slow next hop
 mv "$dir/relay.log" "$dir/relay.log.1"
 : >"$dir/relay.log"
-"$XTRUNKD" -d -v -f "$dir/relay.conf" >"$dir/relay.log" 2>&1 </dev/null &
+$WRAP "$XTRUNKD" -d -v -f "$dir/relay.conf" >"$dir/relay.log" 2>&1 </dev/null &
 relay_pid=$!
 i=0
-while [ "$i" -lt 50 ] && alive "$relay_pid" && ! grep -q 'event=started' "$dir/relay.log"; do
+while [ "$i" -lt $((50 * slow)) ] && alive "$relay_pid" && ! grep -q 'event=started' "$dir/relay.log"; do
 	sleep 0.1
 	i=$((i + 1))
 done
-timeout -k 2 30 "$PY" "$here/protocol.py" --relay "$RELAY_ADDR:5269" --secret "$SECRET" \
+timeout -k 2 $((30 * slow)) "$PY" "$here/protocol.py" --relay "$RELAY_ADDR:5269" --secret "$SECRET" \
 	--cert "$dir/leaf.pem" --key "$dir/leaf.key" --ca "$dir/ca.pem" \
 	--relay-pid "$relay_pid" --conf "$dir/relay.conf" --log "$dir/relay.log" drain \
 	>"$dir/drain.out" 2>"$dir/drain.err"

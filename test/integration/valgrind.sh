@@ -1,9 +1,10 @@
 #!/bin/sh
-# The Prosody integration test again, with the relay under valgrind
-# (memcheck): passes only if the cases pass, valgrind reports no error and
-# no definitely or indirectly lost memory when the relay exits on SIGTERM.
+# An integration suite again, with the relay under valgrind (memcheck):
+# passes only if the cases pass, valgrind reports no error and no
+# definitely or indirectly lost memory when the relay exits on SIGTERM.
 #
-#   sh test/integration/valgrind.sh XTRUNKD
+#   sh test/integration/valgrind.sh XTRUNKD            # run.sh: real Prosody leaves
+#   sh test/integration/valgrind.sh XTRUNKD protocol   # protocol.sh: the adversarial cases
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 vg=$(mktemp -d /tmp/xtrunk-vg.XXXXXX) || exit 1
@@ -12,9 +13,14 @@ command -v valgrind >/dev/null || { echo "FAIL valgrind: not installed"; echo "0
 export XTRUNKD_WRAPPER="valgrind --log-file=$vg/vg.%p.log --leak-check=full \
 --show-leak-kinds=definite,indirect --errors-for-leak-kinds=definite,indirect \
 --track-fds=no --num-callers=30"
-# valgrind makes TLS handshakes slow: give the clients more time
-LAB_CLIENT_TIMEOUT=${LAB_CLIENT_TIMEOUT:-40} sh "$here/run.sh" "$1"
-rc=$?
+if [ "${2:-run}" = protocol ]; then
+	bash "$here/protocol.sh" "$1"
+	rc=$?
+else
+	# valgrind makes TLS handshakes slow: give the clients more time
+	LAB_CLIENT_TIMEOUT=${LAB_CLIENT_TIMEOUT:-40} sh "$here/run.sh" "$1"
+	rc=$?
+fi
 logs=$(ls "$vg"/vg.*.log 2>/dev/null)
 if [ -z "$logs" ]; then
 	echo "FAIL valgrind-clean: no valgrind log (did the relay start under valgrind?)"

@@ -50,6 +50,8 @@ static void setup(void)
 	char err[512] = "";
 
 	log_init(1, 0);
+	if (getenv("SCEN_LOG") == NULL)
+		log_set_level("warning");
 	ck_assert_msg(scen_setup(conf, err, sizeof(err)) == 0, "%s", err);
 }
 
