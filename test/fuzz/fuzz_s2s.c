@@ -144,8 +144,8 @@ static void last_attr(const char *w, const char *elem, const char *attr, char *b
 	snprintf(apat, sizeof(apat), " %s='", attr);
 	while ((p = strstr(p, pat)) != NULL)
 		e = p++;
-	if (e == NULL || (gt = strchr(e, '>')) == NULL || (a = strstr(e, apat)) == NULL ||
-	    a > gt || (q = strchr(a + strlen(apat), '\'')) == NULL)
+	if (e == NULL || (gt = strchr(e, '>')) == NULL || (a = strstr(e, apat)) == NULL || a > gt ||
+	    (q = strchr(a + strlen(apat), '\'')) == NULL)
 		return;
 	a += strlen(apat);
 	snprintf(buf, len, "%.*s", (int)(q - a), a);
@@ -184,8 +184,9 @@ static void answer(struct net_conn *c, int valid)
 			 "xmlns='urn:xmpp:features:dialback'><errors/></dialback>"
 			 "</stream:features>",
 			 to, from,
-			 fakenet_tls_active(c) ? ""
-					       : "<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>");
+			 fakenet_tls_active(c)
+			     ? ""
+			     : "<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>");
 	} else {
 		return;
 	}
@@ -300,7 +301,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			c = pick(&in);
 			b = next(&in);
 			if (c != NULL && b >= 0) {
-				const char *s = canned[(size_t)b % (sizeof(canned) / sizeof(*canned))];
+				const char *s =
+				    canned[(size_t)b % (sizeof(canned) / sizeof(*canned))];
 
 				fakenet_data(c, s, strlen(s));
 			}
@@ -316,8 +318,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			b = next(&in);
 			if (c != NULL) {
 				if (b >= 0 && (b & 2))
-					fakenet_set_peer_cert(c, 1, (b & 4) ? IDENT_OK
-									    : IDENT_NAME_MISMATCH);
+					fakenet_set_peer_cert(
+					    c, 1, (b & 4) ? IDENT_OK : IDENT_NAME_MISMATCH);
 				fakenet_tls_done(c, b >= 0 && (b & 1) ? -EPROTO : 0);
 			}
 			break;

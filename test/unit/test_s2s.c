@@ -288,7 +288,8 @@ START_TEST(test_bounce_connect_refused)
 	ck_assert_uint_eq(out_to("10.0.0.2", &o), 1);
 	fakenet_connected(o, -ECONNREFUSED);
 	accept_bounce_stream();
-	ck_assert_msg(bounced("m1", "remote-server-not-found"), "no remote-server-not-found bounce");
+	ck_assert_msg(bounced("m1", "remote-server-not-found"),
+		      "no remote-server-not-found bounce");
 	ck_assert_msg(!has(c, "stream:error"), "the inbound stream got a stream error");
 }
 END_TEST
@@ -344,7 +345,8 @@ START_TEST(test_queue_full)
 	out_to("10.0.0.2", &o);
 	out_accept(o, "x.b.example");
 	out_dialback(o, "a.example", "x.b.example");
-	ck_assert(has(o, "id='q0'") && has(o, "id='q1'") && has(o, "id='q2'") && !has(o, "id='q3'"));
+	ck_assert(has(o, "id='q0'") && has(o, "id='q1'") && has(o, "id='q2'") &&
+		  !has(o, "id='q3'"));
 }
 END_TEST
 
