@@ -924,7 +924,7 @@ static int load_ops(struct loader *ld, const config_setting_t *root)
 			sock);
 		return -EINVAL;
 	}
-	if (dup_str(sock != NULL ? sock : "/run/xtrunk/control.sock", &c->control_socket) < 0)
+	if (dup_str(sock, &c->control_socket) < 0)
 		return -ENOMEM;
 	if (m == NULL)
 		return 0;

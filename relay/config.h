@@ -69,7 +69,8 @@ struct config {
 	unsigned connections_per_address; /* inbound streams from one address, default 100 */
 	unsigned max_depth;		  /* XML nesting below the stream, default 64 */
 	unsigned max_attributes;	  /* attributes in one tag, default 64 */
-	char *control_socket;		  /* owned: unix socket of xtrunkctl */
+	char *control_socket;		  /* owned or NULL: control.socket (NULL: the default,
+					     opened if possible) */
 	char *metrics_address;		  /* owned or NULL: no metrics listener */
 	int metrics_port;		  /* default 9269 */
 	int refs;

@@ -511,9 +511,8 @@ static int clear_stale(const char *path, char *err, size_t errlen)
 	return unlink(path) < 0 ? -errno : 0;
 }
 
-static int start_control(const struct config *cfg, char *err, size_t errlen)
+static int start_control(const char *path, char *err, size_t errlen)
 {
-	const char *path = cfg->control_socket;
 	mode_t old;
 	int rc;
 
@@ -544,6 +543,8 @@ static int start_control(const struct config *cfg, char *err, size_t errlen)
 			 "control socket %s: %s; check that the directory exists and is writable "
 			 "by this user",
 			 path, uv_strerror(rc));
+		free(ctl.socket_path); /* not ours: never unlink it */
+		ctl.socket_path = NULL;
 		return rc;
 	}
 	log_info("event=control-listening socket=%s", path);
@@ -588,7 +589,24 @@ int control_start(void *uv_loop, const struct config *cfg, const char *config_pa
 	ctl.config_path = strdup(config_path);
 	if (ctl.config_path == NULL)
 		return -ENOMEM;
-	rc = start_control(cfg, err, errlen);
+	if (cfg->control_socket != NULL) {
+		rc = start_control(cfg->control_socket, err, errlen);
+	} else {
+		/* the default: best effort, so that a relay started by hand or
+		 * a second instance still runs (systemd makes the directory) */
+		if (mkdir("/run/xtrunk", 0750) < 0 && errno != EEXIST)
+			log_warn("event=control-unavailable socket=" CONTROL_DEFAULT_SOCKET
+				 " error=\"mkdir /run/xtrunk: %s\"",
+				 strerror(errno));
+		rc = start_control(CONTROL_DEFAULT_SOCKET, err, errlen);
+		if (rc < 0) {
+			log_warn(
+			    "event=control-unavailable error=\"%s\" fix=\"set control.socket\"",
+			    err);
+			err[0] = '\0';
+			rc = 0;
+		}
+	}
 	if (rc == 0)
 		rc = start_metrics(cfg, err, errlen);
 	return rc;

@@ -138,7 +138,8 @@ static void on_drain_tick(uv_timer_t *t)
 
 static int ops_same(const struct config *a, const struct config *b)
 {
-	return strcmp(a->control_socket, b->control_socket) == 0 &&
+	return !a->control_socket == !b->control_socket &&
+	       (a->control_socket == NULL || strcmp(a->control_socket, b->control_socket) == 0) &&
 	       a->metrics_port == b->metrics_port && !a->metrics_address == !b->metrics_address &&
 	       (a->metrics_address == NULL || strcmp(a->metrics_address, b->metrics_address) == 0);
 }

@@ -2,13 +2,16 @@
 # Install the Debian packages xtrunk needs, only those missing.
 #   deps.sh build   libraries and tools to build xtrunkd
 #   deps.sh test    plus what make check and make demo need (Prosody, slixmpp, ...)
+#   deps.sh package plus what test/package.sh needs (debhelper, dpkg-dev)
 set -eu
 build="gcc make pkg-config libxml2-dev libgnutls28-dev libtasn1-6-dev libuv1-dev libconfig-dev libsystemd-dev"
+package="debhelper dpkg-dev fakeroot curl"
 test="check prosody ejabberd lua-unbound python3-slixmpp gnutls-bin dnsmasq-base iproute2 util-linux mandoc valgrind procps python3-prometheus-client systemd"
 case "${1:-build}" in
 build) want="$build $test" ;;
 test) want="$build $test" ;;
-*) echo "usage: deps.sh build|test" >&2; exit 2 ;;
+package) want="$build $test $package" ;;
+*) echo "usage: deps.sh build|test|package" >&2; exit 2 ;;
 esac
 missing=""
 for p in $want; do

@@ -172,7 +172,8 @@ static const char *socket_path(const char *sock, const char *config, char *buf, 
 	if (sock != NULL)
 		return sock;
 	if (config_load(config, &cfg, err, sizeof(err)) == 0) {
-		snprintf(buf, buflen, "%s", cfg->control_socket);
+		snprintf(buf, buflen, "%s",
+			 cfg->control_socket != NULL ? cfg->control_socket : DEFAULT_SOCKET);
 		config_unref(cfg);
 		return buf;
 	}
