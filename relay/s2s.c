@@ -1768,11 +1768,19 @@ void s2s_shutdown(void)
 {
 	struct stream *s;
 
+	/* Stanzas still waiting for a next hop go back to their senders over
+	 * the streams that are up (closing flushes what was written); only
+	 * bounces that would need a new stream themselves are lost, and
+	 * counted. New streams go to the head of the list, so this pass does
+	 * not visit them. */
+	for (s = g.streams; s != NULL; s = s->next)
+		if (s->dir == DIR_OUT && s->state != ST_CLOSING && s->qcount > 0)
+			out_fail(s, "remote-server-timeout", "the relay is shutting down");
 	for (s = g.streams; s != NULL; s = s->next) {
 		if (s->dir == DIR_OUT && s->qcount > 0)
 			slog(s,
-			     "event=shutdown-drop queued=%zu reason=\"next hop not ready before "
-			     "the drain deadline\"",
+			     "event=shutdown-drop queued=%zu reason=\"bounces for a next hop not "
+			     "ready at shutdown\"",
 			     s->qcount);
 		stream_close(s);
 	}

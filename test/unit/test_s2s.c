@@ -438,6 +438,27 @@ START_TEST(test_drain_delivers_queue)
 }
 END_TEST
 
+/* At shutdown, stanzas still waiting for a next hop are bounced over the
+ * streams that are up, not dropped. */
+START_TEST(test_shutdown_bounces_queue)
+{
+	struct net_conn *c = in_open("a.example", "x.b.example"), *o;
+
+	in_dialback(c, "a.example", "x.b.example");
+	send_str(c, msg1); /* refused: brings up the bounce stream to leaf-a */
+	out_to("10.0.0.2", &o);
+	fakenet_connected(o, -ECONNREFUSED);
+	accept_bounce_stream();
+	ck_assert(bounced("m1", "remote-server-not-found"));
+	fakenet_advance(1001);
+	send_str(c, "<message from='alice@a.example/r' to='bob@x.b.example' id='sd1'/>");
+	ck_assert_uint_eq(out_to("10.0.0.2", &o), 2);
+	ck_assert(fakenet_connect_pending(o));
+	s2s_shutdown();
+	ck_assert_msg(bounced("sd1", "remote-server-timeout"), "queued stanza not bounced");
+}
+END_TEST
+
 START_TEST(test_peer_stream_error_not_answered)
 {
 	struct net_conn *c = in_open("a.example", "x.b.example");
@@ -465,6 +486,7 @@ static Suite *s2s_suite(void)
 	tcase_add_test(tc, test_invalid_from);
 	tcase_add_test(tc, test_reload_keeps_streams);
 	tcase_add_test(tc, test_drain_delivers_queue);
+	tcase_add_test(tc, test_shutdown_bounces_queue);
 	tcase_add_test(tc, test_peer_stream_error_not_answered);
 	suite_add_tcase(s, tc);
 	return s;
