@@ -594,10 +594,6 @@ int control_start(void *uv_loop, const struct config *cfg, const char *config_pa
 	} else {
 		/* the default: best effort, so that a relay started by hand or
 		 * a second instance still runs (systemd makes the directory) */
-		if (mkdir("/run/xtrunk", 0750) < 0 && errno != EEXIST)
-			log_warn("event=control-unavailable socket=" CONTROL_DEFAULT_SOCKET
-				 " error=\"mkdir /run/xtrunk: %s\"",
-				 strerror(errno));
 		rc = start_control(CONTROL_DEFAULT_SOCKET, err, errlen);
 		if (rc < 0) {
 			log_warn(

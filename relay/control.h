@@ -19,8 +19,9 @@ struct control_hooks {
 /* Open the control socket cfg->control_socket (mode 0660; a stale socket
  * left by a dead daemon is replaced, a live one is an error) and, if
  * configured, the metrics listener. Without control.socket the default
- * CONTROL_DEFAULT_SOCKET is tried (its directory made if missing), and
- * failing that the daemon runs without one, with a warning. uv_loop is a
+ * CONTROL_DEFAULT_SOCKET is tried (its directory, made by systemd's
+ * RuntimeDirectory=, must exist), and failing that the daemon runs without
+ * one, with a warning. uv_loop is a
  * uv_loop_t *. 0, or -errno with err set. */
 #define CONTROL_DEFAULT_SOCKET "/run/xtrunk/control.sock"
 int control_start(void *uv_loop, const struct config *cfg, const char *config_path,
