@@ -11,7 +11,9 @@
  *   3. The load_*() functions copy values into struct config, apply
  *      defaults, and check what the table cannot express: required keys,
  *      enum values, files, duplicates, references from routes to peers.
- * The first error wins; the message is "FILE:LINE: problem; fix". */
+ * The message is "FILE:LINE: problem; fix". Pass 2 reports every unknown
+ * key and wrong type in the file, one line each (xtrunkd -n and xtrunkctl
+ * check list them all); pass 3 stops at its first error. */
 #include "config.h"
 
 #include "domain.h"
@@ -130,13 +132,22 @@ static void fail_line(struct loader *ld, const char *file, int line, const char 
 	va_list ap;
 	int n;
 
+	size_t used;
+
 	if (!ld->err || ld->errlen == 0)
 		return;
-	n = snprintf(ld->err, ld->errlen, "%s:%d: ", file ? file : ld->path, line);
-	if (n < 0 || (size_t)n >= ld->errlen)
+	/* a later problem goes on its own line after the earlier ones */
+	used = strlen(ld->err);
+	if (used > 0 && used + 1 < ld->errlen)
+		ld->err[used++] = '\n', ld->err[used] = '\0';
+	else if (used > 0)
 		return;
+	n = snprintf(ld->err + used, ld->errlen - used, "%s:%d: ", file ? file : ld->path, line);
+	if (n < 0 || (size_t)n >= ld->errlen - used)
+		return;
+	used += (size_t)n;
 	va_start(ap, fmt);
-	vsnprintf(ld->err + n, ld->errlen - (size_t)n, fmt, ap);
+	vsnprintf(ld->err + used, ld->errlen - used, fmt, ap);
 	va_end(ap);
 }
 
@@ -321,28 +332,32 @@ static int check_type(struct loader *ld, const config_setting_t *s, const struct
 	return 0;
 }
 
-/* Checks every child of group g, whose key path is parent ("" at the top). */
+/* Checks every child of group g, whose key path is parent ("" at the top),
+ * and goes on after a problem so that all of them are reported. */
 static int walk_group(struct loader *ld, const config_setting_t *g, const char *parent)
 {
-	int n = config_setting_length(g);
+	int n = config_setting_length(g), bad = 0;
 
 	for (int i = 0; i < n; i++) {
 		config_setting_t *s = config_setting_get_elem(g, (unsigned)i);
 		const char *name = config_setting_name(s);
 		const struct config_key *k;
 		char path[PATH_KEY_MAX];
-		int r, len;
+		int len;
 
 		len = snprintf(path, sizeof(path), "%s%s%s", parent, *parent ? "." : "", name);
 		k = (len > 0 && (size_t)len < sizeof(path)) ? key_find(path) : NULL;
 		if (!k) {
 			fail_unknown(ld, s, parent);
-			return -EINVAL;
+			bad = 1;
+			continue;
 		}
-		if ((r = check_type(ld, s, k, path)) < 0)
-			return r;
-		if (strcmp(k->type, "group") == 0 && (r = walk_group(ld, s, path)) < 0)
-			return r;
+		if (check_type(ld, s, k, path) < 0) {
+			bad = 1;
+			continue;
+		}
+		if (strcmp(k->type, "group") == 0 && walk_group(ld, s, path) < 0)
+			bad = 1;
 		if (strcmp(k->type, "list") == 0) {
 			char elem[PATH_KEY_MAX + 4];
 			int m = config_setting_length(s);
@@ -356,14 +371,15 @@ static int walk_group(struct loader *ld, const config_setting_t *g, const char *
 						"each entry of %s must be a group; write %s = ( { "
 						"... } );",
 						name, name);
-					return -EINVAL;
+					bad = 1;
+					continue;
 				}
-				if ((r = walk_group(ld, e, elem)) < 0)
-					return r;
+				if (walk_group(ld, e, elem) < 0)
+					bad = 1;
 			}
 		}
 	}
-	return 0;
+	return bad ? -EINVAL : 0;
 }
 
 /* ---- pass 3: extraction ---- */

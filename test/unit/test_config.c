@@ -257,6 +257,32 @@ START_TEST(test_small_err_buffer)
 }
 END_TEST
 
+/* Unknown keys and wrong types are all reported, one line each, in file
+ * order, so an administrator fixes them in one go. */
+START_TEST(test_every_problem)
+{
+	struct config *c;
+	char err[2048];
+	const char *p;
+	int lines = 1;
+
+	ck_assert_int_eq(load_text(HEAD "listn = 1;\n"
+					"limits = { idle_timeout = \"x\"; bogus = 2; };\n"
+					"peers = ( { name = \"a\"; host = \"h\"; prot = 1; } );\n",
+				   &c, err, sizeof(err)),
+			 -EINVAL);
+	for (p = err; (p = strchr(p, '\n')) != NULL; p++)
+		lines++;
+	ck_assert_msg(lines == 4, "%d lines: %s", lines, err);
+	ck_assert_ptr_nonnull(strstr(err, "relay.conf:4: unknown key \"listn\""));
+	ck_assert_ptr_nonnull(strstr(err, "relay.conf:5: idle_timeout must be an integer"));
+	ck_assert_ptr_nonnull(strstr(err, "relay.conf:5: unknown key \"bogus\""));
+	ck_assert_ptr_nonnull(
+	    strstr(err, "relay.conf:6: unknown key \"prot\"; did you mean \"port\""));
+	ck_assert(strstr(err, ":4: ") < strstr(err, ":6: "));
+}
+END_TEST
+
 START_TEST(test_key_table)
 {
 	size_t n = 0;
@@ -523,6 +549,7 @@ static Suite *config_suite(void)
 	tcase_add_test(tc, test_inbound_none_no_tls_files);
 	tcase_add_test(tc, test_missing_file);
 	tcase_add_test(tc, test_small_err_buffer);
+	tcase_add_test(tc, test_every_problem);
 	tcase_add_test(tc, test_key_table);
 	tcase_add_test(tc, test_many_routes);
 	tcase_add_loop_test(tc, test_errors, 0, (int)(sizeof(err_cases) / sizeof(err_cases[0])));
