@@ -9,7 +9,7 @@ DESTDIR ?=
 BUILD   ?= build
 CC      ?= cc
 
-PKGS     = libxml-2.0 gnutls libtasn1 libuv libconfig libsystemd
+PKGS     = libxml-2.0 gnutls libtasn1 libuv libconfig libsystemd json-c
 WARN     = -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wvla -Wmissing-prototypes \
            -Wstrict-prototypes -Wpointer-arith -Wno-unused-parameter
 CFLAGS  ?= -O2 -g

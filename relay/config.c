@@ -19,6 +19,8 @@
 #include "domain.h"
 #include "identity.h"
 #include "log.h"
+#include "policy.h"
+#include "policy_config.h"
 #include "route.h"
 
 #include <arpa/inet.h>
@@ -79,6 +81,10 @@ const struct config_key config_keys[] = {
     {"peers.[].pins", "strings", "none", "yes"},
     {"peers.[].allow_cn", "bool", "false", "yes"},
     {"peers.[].direct_tls", "bool", "false", "yes"},
+    {"peers.[].policy_in", "string", "none", "yes"},
+    {"peers.[].policy_out", "string", "none", "yes"},
+    {"peers.[].clearance", "string", "none", "yes"},
+    {"peers.[].default_label", "string", "none", "yes"},
     {"control", "group", "{}", "no"},
     {"control.socket", "string", "\"/run/xtrunk/control.sock\"", "no"},
     {"metrics", "group", "none", "no"},
@@ -88,6 +94,50 @@ const struct config_key config_keys[] = {
     {"routes", "list", "()", "yes"},
     {"routes.[].domain", "string", "required", "yes"},
     {"routes.[].peer", "string", "required", "yes"},
+    {"routes.[].policy", "string", "none", "yes"},
+    {"routes.[].default_label", "string", "none", "yes"},
+    /* policy/: security labels, policies, audit (policy/policy_config.c) */
+    {"security_labels", "group", "{}", "yes"},
+    {"security_labels.policies", "list", "()", "yes"},
+    {"security_labels.policies.[].name", "string", "required", "yes"},
+    {"security_labels.policies.[].oid", "string", "required", "yes"},
+    {"security_labels.policies.[].classifications", "list", "required", "yes"},
+    {"security_labels.policies.[].classifications.[].name", "string", "required", "yes"},
+    {"security_labels.policies.[].classifications.[].value", "int", "required", "yes"},
+    {"security_labels.policies.[].classifications.[].marking", "string", "the name", "yes"},
+    {"security_labels.policies.[].classifications.[].fgcolor", "string", "\"black\"", "yes"},
+    {"security_labels.policies.[].classifications.[].bgcolor", "string", "\"white\"", "yes"},
+    {"security_labels.policies.[].categories", "list", "()", "yes"},
+    {"security_labels.policies.[].categories.[].name", "string", "required", "yes"},
+    {"security_labels.policies.[].categories.[].type", "string", "required", "yes"},
+    {"security_labels.policies.[].categories.[].value", "string", "the name", "yes"},
+    {"security_labels.equivalences", "list", "()", "yes"},
+    {"security_labels.equivalences.[].a", "string", "required", "yes"},
+    {"security_labels.equivalences.[].b", "string", "required", "yes"},
+    {"policies", "list", "()", "yes"},
+    {"policies.[].name", "string", "required", "yes"},
+    {"policies.[].default", "string", "\"reject\"", "yes"},
+    {"policies.[].rules", "list", "()", "yes"},
+    {"policies.[].rules.[].name", "string", "required", "yes"},
+    {"policies.[].rules.[].action", "string", "required", "yes"},
+    {"policies.[].rules.[].from", "strings", "any", "yes"},
+    {"policies.[].rules.[].to", "strings", "any", "yes"},
+    {"policies.[].rules.[].kinds", "strings", "any", "yes"},
+    {"policies.[].rules.[].types", "strings", "any", "yes"},
+    {"policies.[].rules.[].namespaces", "strings", "any", "yes"},
+    {"policies.[].rules.[].larger_than", "int", "any", "yes"},
+    {"policies.[].rules.[].auth", "string", "any", "yes"},
+    {"policies.[].rules.[].tls", "bool", "any", "yes"},
+    {"policies.[].rules.[].label", "string", "\"any\"", "yes"},
+    {"policies.[].rules.[].error", "string", "\"cancel\"", "yes"},
+    {"policies.[].rules.[].rate", "int", "required", "yes"},
+    {"policies.[].rules.[].burst", "int", "the rate", "yes"},
+    {"policies.[].rules.[].per", "string", "\"route\"", "yes"},
+    {"policies.[].rules.[].exceeded", "string", "\"resource-constraint\"", "yes"},
+    {"audit", "group", "{}", "yes"},
+    {"audit.file", "string", "none", "yes"},
+    {"audit.syslog", "bool", "false", "yes"},
+    {"audit.passes", "bool", "false", "yes"},
     {NULL, NULL, NULL, NULL},
 };
 
@@ -112,6 +162,10 @@ static const struct int_range {
     {"limits.max_depth", 4, 255},
     {"limits.max_attributes", 8, 1024},
     {"metrics.port", 1, 65535},
+    {"security_labels.policies.[].classifications.[].value", 0, 256},
+    {"policies.[].rules.[].larger_than", 1, 1LL << 26},
+    {"policies.[].rules.[].rate", 1, 1000000},
+    {"policies.[].rules.[].burst", 1, 1000000},
     {NULL, 0, 0},
 };
 
@@ -1006,6 +1060,7 @@ static void config_free(struct config *c)
 	}
 	free(c->peers);
 	route_table_free(c->routes);
+	policy_set_free(c->policies);
 	free(c);
 }
 
@@ -1064,7 +1119,8 @@ int config_load(const char *path, struct config **out, char *err, size_t errlen)
 	if ((r = load_listen(&ld, root)) < 0 || (r = load_secret(&ld, root)) < 0 ||
 	    (r = load_tls(&ld, root)) < 0 || (r = check_limits(&ld, root)) < 0 ||
 	    (r = load_peers(&ld, root)) < 0 || (r = load_routes(&ld, root)) < 0 ||
-	    (r = load_ops(&ld, root)) < 0)
+	    (r = load_ops(&ld, root)) < 0 ||
+	    (r = policy_set_load(root, path, ld.c->npeers, &ld.c->policies, err, errlen)) < 0)
 		goto fail;
 
 	wipe_inline_secret(&ld.cf);

@@ -7,6 +7,8 @@
 
 #include <stddef.h>
 
+struct policy_set;
+
 enum cfg_tls {
 	CFG_TLS_REQUIRED = 0, /* STARTTLS must succeed (default) */
 	CFG_TLS_OPTIONAL,     /* use it when offered */
@@ -73,6 +75,7 @@ struct config {
 					     opened if possible) */
 	char *metrics_address;		  /* owned or NULL: no metrics listener */
 	int metrics_port;		  /* default 9269 */
+	struct policy_set *policies;	  /* owned: policies, labels, audit (policy/) */
 	int refs;
 };
 

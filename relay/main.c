@@ -14,6 +14,7 @@
 #include <systemd/sd-daemon.h>
 #include <uv.h>
 
+#include "audit.h"
 #include "config.h"
 #include "control.h"
 #include "log.h"
@@ -185,6 +186,7 @@ static void on_signal(uv_signal_t *h, int signum)
 	if (signum == SIGHUP) {
 		char msg[1024];
 
+		audit_reopen(); /* log rotation, whether or not the config reloads */
 		reload(msg, sizeof(msg));
 		return;
 	}

@@ -43,6 +43,7 @@
 #include <gnutls/crypto.h>
 #include <gnutls/gnutls.h>
 
+#include "audit.h"
 #include "authz.h"
 #include "bounce.h"
 #include "config.h"
@@ -51,6 +52,7 @@
 #include "identity.h"
 #include "log.h"
 #include "net.h"
+#include "policy.h"
 #include "route.h"
 #include "runtime.h"
 #include "stats.h"
@@ -120,6 +122,7 @@ struct stream {
 	int sasl_tried;		     /* outbound: auth sent (no second try) */
 	int db_offered;		     /* outbound: the next hop advertised dialback */
 	int pending_db;		     /* inbound: dialback verifications in flight */
+	int db_auth;		     /* inbound: a pair was authenticated by dialback */
 	char id[40];		     /* inbound: our stream id; outbound: the peer's */
 	char local[DOMAIN_MAX + 1];  /* in: header 'to'; out: our 'from' */
 	char remote[DOMAIN_MAX + 1]; /* in: header 'from' (may be empty); out: 'to' */
@@ -141,6 +144,7 @@ static struct {
 	unsigned next_serial;
 	struct xs_limits limits;
 	int draining;	 /* SIGTERM: finish what is queued, take nothing new */
+	struct policy_state *policy; /* owned: rate buckets, kept across reloads */
 	uint64_t t_read; /* while in_on_xmpp routes a stanza: when it was read */
 	/* Per peer of g.rt: a next hop that could not be reached is not tried
 	 * again before retry_at (1 s, doubling to 64 s); meanwhile its stanzas
@@ -448,9 +452,11 @@ static void vreq_free(struct vreq *v)
 /* Return an error to the sender of the stanza b describes (RFC 6120 8.3),
  * from the domain of its 'to', routed like any stanza. Errors are never
  * answered with errors: bounce_build refuses them. Logs what it did. */
-static void bounce(const struct bounce_in *b, const char *condition, const char *text)
+static void bounce_as(const struct bounce_in *b, const char *condition, const char *errtype,
+		      const char *text)
 {
-	const char *type = strcmp(condition, "remote-server-timeout") == 0 ||
+	const char *type = errtype != NULL ? errtype
+			   : strcmp(condition, "remote-server-timeout") == 0 ||
 				   strcmp(condition, "resource-constraint") == 0
 			       ? "wait"
 			       : "cancel";
@@ -473,6 +479,11 @@ static void bounce(const struct bounce_in *b, const char *condition, const char 
 		 b->id != NULL ? b->id : "-", fd, td, condition);
 	stats_count(STATS_BOUNCES, condition, NULL);
 	forward(r->peer, fd, td, buf, (size_t)n, NULL);
+}
+
+static void bounce(const struct bounce_in *b, const char *condition, const char *text)
+{
+	bounce_as(b, condition, NULL, text);
 }
 
 static void stream_free(struct stream *s)
@@ -1247,6 +1258,7 @@ static void in_verify_answer(unsigned in_serial, const char *from, const char *t
 			     rc == -ENOSPC ? "too many domain pairs" : NULL);
 		return;
 	}
+	s->db_auth = 1;
 	slog(s, "event=dialback-valid from=%s to=%s auth=dialback", from, to);
 	swritef(s, "<db:result from='%s' to='%s' type='valid'/>", t, f);
 	net_set_timer(s->conn, s->cfg->idle_timeout * 1000);
@@ -1275,9 +1287,65 @@ static void in_on_db_verify(struct stream *s, const struct xs_stanza *st)
 	net_set_timer(s->conn, s->cfg->idle_timeout * 1000);
 }
 
+/* The policy (policy/) on an inbound stanza, judged on what the framer
+ * recorded from the bytes to be forwarded. 1: forward it (the bytes with
+ * a rewritten label in rw->bytes when one applies; the caller frees them);
+ * 0: refused, bounced with no content of the stanza (an error is only
+ * dropped), audited. How the sender authenticated is known per stream:
+ * one pair by dialback makes every stanza on it count as dialback, never
+ * stronger than it is. */
+static int in_policy(struct stream *s, const struct xs_stanza *st, const char *from, const char *to,
+		     const struct route *r, const struct bounce_in *b, struct policy_decision *rw)
+{
+	const struct config *cfg = g.rt->cfg;
+	const struct route *back = route_lookup(cfg->routes, from);
+	struct policy_input in = {st,
+				  from,
+				  to,
+				  r->pattern,
+				  back != NULL ? back->peer : -1,
+				  r->peer,
+				  s->tls,
+				  s->db_auth ? POL_AUTH_DIALBACK : POL_AUTH_CERTIFICATE};
+	struct policy_decision d;
+
+	memset(rw, 0, sizeof(*rw));
+	if (!policy_active(cfg->policies))
+		return 1;
+	policy_eval(cfg->policies, g.policy, &in, net_now_ms(), &d);
+	if (d.reject || cfg->policies->audit_passes) {
+		struct audit_rec a = {d.reject ? (bounce_allowed(b) ? "reject" : "drop") : "pass",
+				      in.in_peer >= 0 ? cfg->peers[in.in_peer].name : NULL,
+				      cfg->peers[r->peer].name,
+				      r->pattern,
+				      st->from,
+				      st->to,
+				      st->name,
+				      st->type,
+				      st->id,
+				      d.policy,
+				      d.rule,
+				      d.reason,
+				      d.reject ? d.condition : NULL,
+				      d.label[0] ? d.label : NULL};
+
+		audit_write(&a);
+	}
+	if (!d.reject) {
+		*rw = d;
+		return 1;
+	}
+	slog(s, "event=policy-reject kind=%s from=%s to=%s policy=%s rule=%s reason=\"%s\"",
+	     st->name, from, to, d.policy, d.rule, d.reason);
+	free(d.bytes);
+	bounce_as(b, d.condition, d.errtype, NULL);
+	return 0;
+}
+
 static void in_on_xmpp(struct stream *s, const struct xs_stanza *st)
 {
 	char from[DOMAIN_MAX + 1], to[DOMAIN_MAX + 1];
+	struct policy_decision rewritten;
 	const struct route *r;
 	struct bounce_in b = {st->name, st->to, st->from, st->type, st->id};
 	const char *cond = authz_stanza(s->authz, st->from, st->to, from, to);
@@ -1300,9 +1368,15 @@ static void in_on_xmpp(struct stream *s, const struct xs_stanza *st)
 			    back != NULL ? g.rt->cfg->peers[back->peer].name : "-");
 	}
 	net_set_timer(s->conn, s->cfg->idle_timeout * 1000);
+	if (!in_policy(s, st, from, to, r, &b, &rewritten))
+		return;
 	g.t_read = stats_clock_us();
-	forward(r->peer, from, to, st->bytes, st->len, &b);
+	if (rewritten.bytes != NULL)
+		forward(r->peer, from, to, rewritten.bytes, rewritten.len, &b);
+	else
+		forward(r->peer, from, to, st->bytes, st->len, &b);
 	g.t_read = 0;
+	free(rewritten.bytes);
 }
 
 static void in_sasl_failure(struct stream *s, const char *condition, const char *why)
@@ -1669,6 +1743,8 @@ static void backoff_reset(const struct runtime *rt)
 void s2s_init(struct runtime *rt)
 {
 	g.rt = runtime_ref(rt);
+	g.policy = policy_state_new(); /* NULL: rate limits refuse (fail closed) */
+	policy_audit_configure(rt->cfg->policies);
 	backoff_reset(rt);
 	g.limits.max_stanza_size = rt->cfg->max_stanza_size;
 	g.limits.max_depth = rt->cfg->max_depth;
@@ -1683,6 +1759,7 @@ void s2s_reload(struct runtime *rt)
 
 	g.rt = runtime_ref(rt);
 	backoff_reset(rt);
+	policy_audit_configure(rt->cfg->policies);
 	g.limits.max_stanza_size = rt->cfg->max_stanza_size;
 	g.limits.max_depth = rt->cfg->max_depth;
 	g.limits.max_attrs = rt->cfg->max_attributes;
@@ -1790,6 +1867,9 @@ void s2s_free(void)
 {
 	runtime_unref(g.rt);
 	g.rt = NULL;
+	policy_state_free(g.policy);
+	g.policy = NULL;
+	audit_close();
 	free(g.backoff);
 	g.backoff = NULL;
 }

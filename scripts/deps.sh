@@ -4,7 +4,7 @@
 #   deps.sh test    plus what make check and make demo need (Prosody, slixmpp, ...)
 #   deps.sh package plus what test/package.sh needs (debhelper, dpkg-dev)
 set -eu
-build="gcc make pkg-config libxml2-dev libgnutls28-dev libtasn1-6-dev libuv1-dev libconfig-dev libsystemd-dev"
+build="gcc make pkg-config libxml2-dev libgnutls28-dev libtasn1-6-dev libuv1-dev libconfig-dev libsystemd-dev libjson-c-dev"
 package="debhelper dpkg-dev fakeroot curl"
 test="check prosody ejabberd lua-unbound python3-slixmpp gnutls-bin dnsmasq-base iproute2 util-linux mandoc valgrind procps python3-prometheus-client systemd"
 case "${1:-build}" in

@@ -317,8 +317,9 @@ START_TEST(test_key_table)
 			ck_assert_msg(found, "%s has no parent row", k->path);
 		}
 	}
-	ck_assert_uint_eq(n,
-			  46); /* 40 + control.socket, metrics.address/port/public and two groups */
+	/* 40 + control.socket, metrics.address/port/public and two groups, and
+	 * 47 of policy/ (peers, routes, security_labels, policies, audit) */
+	ck_assert_uint_eq(n, 93);
 }
 END_TEST
 
