@@ -15,6 +15,19 @@ stdout, and exits 0 (ok) or 1 (fail).
                                    type=error must come back from C's domain
                                    with condition remote-server-not-found or
                                    remote-server-timeout.
+  label-send --from A --to B --label OID:CLASS[:MARKING]
+                                   A sends a message carrying an XEP-0258
+                                   security label (ESS form) to B, which must
+                                   receive it; prints "LABEL <securitylabel/>"
+                                   as B received it. --expect-label OID:CLASS
+                                   and --expect-marking TEXT check B's label.
+  expect-reject --from A --to B [--label ...] [--mtype TYPE]
+                                   A sends a message (type TYPE, default
+                                   chat); an error with --condition (default
+                                   policy-violation) must come back from B's
+                                   domain carrying nothing of the message (no
+                                   body, no label, not its text), and B must
+                                   not receive it.
 
 Common options: --pw PASSWORD (both accounts, or --from-pw/--to-pw),
 --from-host/--to-host ADDR (c2s address of each account's own server),
@@ -25,6 +38,7 @@ stanzas, for the demo), --debug (slixmpp debug log on stderr).
 
 import argparse
 import asyncio
+import base64
 import logging
 import os
 import signal
@@ -32,6 +46,7 @@ import ssl
 import sys
 import time
 import uuid
+import xml.etree.ElementTree as ET
 
 import slixmpp
 from slixmpp.exceptions import IqError, IqTimeout
@@ -273,9 +288,176 @@ async def cmd_expect_error(args, loop, deadline):
         await logout([a])
 
 
+# ---- XEP-0258 labels, built and read here independently of the relay:
+# the ESS SecurityLabel DER (RFC 2634) is small enough to write by hand.
+NS_SL = "urn:xmpp:sec-label:0"
+NS_ESS = "urn:xmpp:sec-label:ess:0"
+
+
+def der_len(n):
+    if n < 128:
+        return bytes([n])
+    b = n.to_bytes((n.bit_length() + 7) // 8, "big")
+    return bytes([0x80 | len(b)]) + b
+
+
+def der_oid(dotted):
+    arcs = [int(x) for x in dotted.split(".")]
+    body = bytearray([40 * arcs[0] + arcs[1]])
+    for a in arcs[2:]:
+        chunk = [a & 0x7F]
+        a >>= 7
+        while a:
+            chunk.insert(0, 0x80 | (a & 0x7F))
+            a >>= 7
+        body += bytes(chunk)
+    return b"\x06" + der_len(len(body)) + bytes(body)
+
+
+def ess_label(oid, cls):
+    """SET { INTEGER cls, OID } in DER (SET components sorted by tag)."""
+    ib = cls.to_bytes(max(1, (cls.bit_length() + 8) // 8), "big")
+    body = b"\x02" + der_len(len(ib)) + ib + der_oid(oid)
+    return base64.b64encode(b"\x31" + der_len(len(body)) + body).decode()
+
+
+def ess_read(b64):
+    """(OID, class) of an ESS label; raises on anything unexpected."""
+    d = base64.b64decode(b64, validate=True)
+    if d[0] != 0x31:
+        raise Fail("ESS label is not a SET")
+    i, oid, cls = 2, None, None
+    if d[1] & 0x80:
+        i = 2 + (d[1] & 0x7F)
+    while i < len(d):
+        tag, ln = d[i], d[i + 1]
+        v = d[i + 2:i + 2 + ln]
+        if tag == 0x02:
+            cls = int.from_bytes(v, "big", signed=True)
+        elif tag == 0x06:
+            arcs, a = [v[0] // 40, v[0] % 40], 0
+            for c in v[1:]:
+                a = (a << 7) | (c & 0x7F)
+                if not c & 0x80:
+                    arcs.append(a)
+                    a = 0
+            oid = ".".join(str(x) for x in arcs)
+        i += 2 + ln
+    return oid, cls
+
+
+def label_xml(spec):
+    """OID:CLASS[:MARKING] -> <securitylabel/> element."""
+    parts = spec.split(":", 2)
+    el = ET.Element("{%s}securitylabel" % NS_SL)
+    if len(parts) > 2:
+        dm = ET.SubElement(el, "{%s}displaymarking" % NS_SL, fgcolor="black", bgcolor="red")
+        dm.text = parts[2]
+    lab = ET.SubElement(el, "{%s}label" % NS_SL)
+    ess = ET.SubElement(lab, "{%s}esssecuritylabel" % NS_ESS)
+    ess.text = ess_label(parts[0], int(parts[1]))
+    return el
+
+
+async def cmd_label_send(args, loop, deadline):
+    a = b = None
+    try:
+        a, b, t_login = await login(args, loop, deadline)
+        body = "xtrunk lab labelled %s" % uuid.uuid4()
+        m = a.make_message(mto=b.boundjid.bare, mbody=body, mtype=args.mtype)
+        m.append(label_xml(args.label))
+        t0 = time.monotonic()
+        m.send()
+        got = await wait_queue_two(b.messages, lambda x: x["body"] == body, a.errors, deadline,
+                                   "the labelled message at %s" % b.boundjid.bare)
+        dt = time.monotonic() - t0
+        sl = got.xml.find("{%s}securitylabel" % NS_SL)
+        if sl is None:
+            raise Fail("the message arrived without a security label")
+        print("LABEL %s" % ET.tostring(sl, encoding="unicode"), flush=True)
+        ess = sl.find("{%s}label/{%s}esssecuritylabel" % (NS_SL, NS_ESS))
+        if ess is None:
+            raise Fail("the label has no ESS label")
+        oid, cls = ess_read(ess.text.strip())
+        desc = "label %s:%s" % (oid, cls)
+        if args.expect_label and args.expect_label != "%s:%s" % (oid, cls):
+            raise Fail("received %s, expected %s" % (desc, args.expect_label))
+        dm = sl.find("{%s}displaymarking" % NS_SL)
+        mark = dm.text if dm is not None else None
+        if args.expect_marking and args.expect_marking != mark:
+            raise Fail("display marking %r, expected %r" % (mark, args.expect_marking))
+        if len(sl.findall("{%s}securitylabel" % NS_SL)) or \
+                len(got.xml.findall("{%s}securitylabel" % NS_SL)) != 1:
+            raise Fail("not exactly one security label")
+        return "%s, marking %r, in %s (login %s)" % (desc, mark, ms(dt), ms(t_login))
+    finally:
+        await logout([a, b])
+
+
+def stanza_condition(stanza):
+    """The error condition, read from the XML: slixmpp knows only the
+    conditions of XEP-0086 and reports RFC 6120's policy-violation as ''."""
+    err = stanza.xml.find("{jabber:client}error")
+    if err is None:
+        return ""
+    for c in err:
+        if c.tag.startswith("{urn:ietf:params:xml:ns:xmpp-stanzas}") and not c.tag.endswith("}text"):
+            return c.tag.split("}", 1)[1]
+    return ""
+
+
+async def cmd_expect_reject(args, loop, deadline):
+    a = b = None
+    try:
+        a, b, t_login = await login(args, loop, deadline)
+        secret = "xtrunk-lab-secret-%s" % uuid.uuid4().hex
+        m = a.make_message(mto=b.boundjid.bare, mbody=secret, mtype=args.mtype)
+        m["id"] = "rej-" + uuid.uuid4().hex[:8]
+        if args.label:
+            m.append(label_xml(args.label))
+        target = slixmpp.JID(args.to)
+        t0 = time.monotonic()
+        m.send()
+        e = await wait_queue(a.errors, lambda x: x["from"].domain == target.domain,
+                             deadline, "an error from %s" % target.domain)
+        dt = time.monotonic() - t0
+        cond, etype = stanza_condition(e), e["error"]["type"]
+        raw = str(e)
+        show(args, "BOUNCE    %s" % raw)
+        if cond != args.condition:
+            raise Fail("error %s (type %s), expected %s" % (cond, etype, args.condition))
+        if e["id"] != m["id"]:
+            raise Fail("error id %r, expected %r" % (e["id"], m["id"]))
+        if secret in raw or e.xml.find("{jabber:client}body") is not None or \
+                "securitylabel" in raw or "esssecuritylabel" in raw:
+            raise Fail("the error carries content of the message: %s" % raw)
+        if args.errtype and etype != args.errtype:
+            raise Fail("error type %s, expected %s" % (etype, args.errtype))
+        # and the message was not delivered (give it a moment to show up)
+        try:
+            await asyncio.wait_for(
+                wait_queue(b.messages, lambda x: x["body"] == secret, Deadline(1.5), "x"), 1.6)
+            raise Fail("the refused message was delivered to %s" % b.boundjid.bare)
+        except (Fail, asyncio.TimeoutError) as x:
+            if isinstance(x, Fail) and "delivered" in str(x):
+                raise
+        print("ERROR %s" % raw, flush=True)
+        return "error %s type %s from %s after %s, no content, not delivered (login %s)" % (
+            cond, etype, e["from"], ms(dt), ms(t_login))
+    finally:
+        await logout([a, b])
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("command", choices=["message", "roundtrip", "expect-error"])
+    p.add_argument("command", choices=["message", "roundtrip", "expect-error", "label-send",
+                                        "expect-reject"])
+    p.add_argument("--label", default="")
+    p.add_argument("--expect-label", default="")
+    p.add_argument("--expect-marking", default="")
+    p.add_argument("--mtype", default="chat")
+    p.add_argument("--condition", default="policy-violation")
+    p.add_argument("--errtype", default="")
     p.add_argument("--from", dest="from_jid", required=True)
     p.add_argument("--to", required=True)
     p.add_argument("--pw", default="")
@@ -308,6 +490,10 @@ def main():
     deadline = Deadline(args.timeout)
     if args.command == "expect-error":
         coro = cmd_expect_error(args, loop, deadline)
+    elif args.command == "label-send":
+        coro = cmd_label_send(args, loop, deadline)
+    elif args.command == "expect-reject":
+        coro = cmd_expect_reject(args, loop, deadline)
     else:
         coro = cmd_message(args, loop, deadline, full=(args.command == "roundtrip"))
     try:
