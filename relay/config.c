@@ -70,10 +70,18 @@ const struct config_key config_keys[] = {
     {"limits.connections_per_address", "int", "100", "yes"},
     {"limits.max_depth", "int", "64", "yes"},
     {"limits.max_attributes", "int", "64", "yes"},
+    {"limits.keepalive", "int", "60", "yes"},
+    {"limits.failback", "int", "30", "yes"},
+    {"limits.max_hops", "int", "8", "yes"},
     {"peers", "list", "()", "yes"},
     {"peers.[].name", "string", "required", "yes"},
     {"peers.[].host", "string", "required", "yes"},
     {"peers.[].port", "int", "5269", "yes"},
+    {"peers.[].addresses", "list", "none", "yes"},
+    {"peers.[].addresses.[].host", "string", "required", "yes"},
+    {"peers.[].addresses.[].port", "int", "5269", "yes"},
+    {"peers.[].addresses.[].priority", "int", "0", "yes"},
+    {"peers.[].trunk", "bool", "false", "yes"},
     {"peers.[].tls", "string", "\"required\"", "yes"},
     {"peers.[].ca_file", "string", "none", "yes"},
     {"peers.[].identity", "string", "none", "yes"},
@@ -161,6 +169,11 @@ static const struct int_range {
     {"limits.connections_per_address", 1, 1000000},
     {"limits.max_depth", 4, 255},
     {"limits.max_attributes", 8, 1024},
+    {"limits.keepalive", 0, 3600},
+    {"limits.failback", 1, 86400},
+    {"limits.max_hops", 1, 64},
+    {"peers.[].addresses.[].port", 1, 65535},
+    {"peers.[].addresses.[].priority", 0, 65535},
     {"metrics.port", 1, 65535},
     {"security_labels.policies.[].classifications.[].value", 0, 256},
     {"policies.[].rules.[].larger_than", 1, 1LL << 26},
@@ -759,6 +772,9 @@ static void load_limits(struct loader *ld, const config_setting_t *root)
 	c->connections_per_address = (unsigned)get_int(l, "connections_per_address", 100);
 	c->max_depth = (unsigned)get_int(l, "max_depth", 64);
 	c->max_attributes = (unsigned)get_int(l, "max_attributes", 64);
+	c->keepalive = (unsigned)get_int(l, "keepalive", 60);
+	c->failback = (unsigned)get_int(l, "failback", 30);
+	c->max_hops = (unsigned)get_int(l, "max_hops", 8);
 }
 
 static int check_limits(struct loader *ld, const config_setting_t *root)
@@ -809,26 +825,97 @@ static int peer_find(const struct loader *ld, const char *name)
 	return -1;
 }
 
+static int cmp_addr(const void *a, const void *b)
+{
+	const struct cfg_addr *x = a, *y = b;
+
+	return (x->priority > y->priority) - (x->priority < y->priority);
+}
+
+/* host/port, or addresses = ( { host; port; priority; }, ... ): exactly one
+ * of the two forms. Sorted by priority, file order kept among equals. */
+static int load_addrs(struct loader *ld, const config_setting_t *e, struct cfg_peer *p)
+{
+	config_setting_t *l = config_setting_get_member(e, "addresses");
+	const char *host = get_str(e, "host");
+	int n;
+
+	if (l != NULL && (host != NULL || config_setting_get_member(e, "port") != NULL)) {
+		fail_at(ld, l,
+			"peer \"%s\" has both host/port and addresses; keep one: addresses = ( { "
+			"host = \"...\"; priority = 1; }, ... ) for several",
+			p->name);
+		return -EINVAL;
+	}
+	if (l == NULL) {
+		if (host == NULL || *host == '\0') {
+			fail_at(ld, host ? config_setting_get_member(e, "host") : e,
+				"peer has %s host; add host = \"...\"; or addresses = ( ... )",
+				host ? "an empty" : "no");
+			return -EINVAL;
+		}
+		p->addrs = calloc(1, sizeof(*p->addrs));
+		if (p->addrs == NULL)
+			return -ENOMEM;
+		p->naddrs = 1;
+		if (dup_str(host, &p->addrs[0].host) < 0)
+			return -ENOMEM;
+		p->addrs[0].port = (int)get_int(e, "port", 5269);
+		return 0;
+	}
+	n = config_setting_length(l);
+	if (n == 0) {
+		fail_at(ld, l, "peer \"%s\" has an empty addresses list; add { host = \"...\"; }",
+			p->name);
+		return -EINVAL;
+	}
+	p->addrs = calloc((size_t)n, sizeof(*p->addrs));
+	if (p->addrs == NULL)
+		return -ENOMEM;
+	for (int i = 0; i < n; i++) {
+		config_setting_t *a = config_setting_get_elem(l, (unsigned)i);
+		const char *h = get_str(a, "host");
+
+		p->naddrs++;
+		if (h == NULL || *h == '\0') {
+			fail_at(ld, a, "address %d of peer \"%s\" has no host; add host = \"...\";",
+				i + 1, p->name);
+			return -EINVAL;
+		}
+		if (dup_str(h, &p->addrs[i].host) < 0)
+			return -ENOMEM;
+		p->addrs[i].port = (int)get_int(a, "port", 5269);
+		p->addrs[i].priority = (int)get_int(a, "priority", 0);
+	}
+	/* qsort is not stable: make file order the tie-break */
+	for (size_t i = 0; i < p->naddrs; i++)
+		p->addrs[i].priority = p->addrs[i].priority * 1024 + (int)i;
+	qsort(p->addrs, p->naddrs, sizeof(*p->addrs), cmp_addr);
+	for (size_t i = 0; i < p->naddrs; i++)
+		p->addrs[i].priority /= 1024;
+	return 0;
+}
+
 static int load_peer(struct loader *ld, const config_setting_t *e, struct cfg_peer *p)
 {
-	static const char *const req[] = {"name", "host"};
 	config_setting_t *s;
+	const char *name = get_str(e, "name");
 	int r;
 
 	p->line = line_of(e);
-	for (size_t i = 0; i < 2; i++) {
-		const char *v = get_str(e, req[i]);
-
-		if (!v || !*v) {
-			fail_at(ld, v ? config_setting_get_member(e, req[i]) : e,
-				"peer has %s %s; add %s = \"...\";", v ? "an empty" : "no", req[i],
-				req[i]);
-			return -EINVAL;
-		}
+	if (!name || !*name) {
+		fail_at(ld, name ? config_setting_get_member(e, "name") : e,
+			"peer has %s name; add name = \"...\";", name ? "an empty" : "no");
+		return -EINVAL;
 	}
-	if (dup_str(get_str(e, "name"), &p->name) < 0 || dup_str(get_str(e, "host"), &p->host) < 0)
+	if (dup_str(name, &p->name) < 0)
 		return -ENOMEM;
-	p->port = (int)get_int(e, "port", 5269);
+	if ((r = load_addrs(ld, e, p)) < 0)
+		return r;
+	p->host = p->addrs[0].host;
+	p->port = p->addrs[0].port;
+	if ((s = config_setting_get_member(e, "trunk")))
+		p->trunk = config_setting_get_bool(s);
 	if ((r = parse_tls(ld, e, "tls", &p->tls)) < 0)
 		return r;
 	if ((s = config_setting_get_member(e, "ca_file"))) {
@@ -925,6 +1012,55 @@ static int load_peers(struct loader *ld, const config_setting_t *root)
 			return -EINVAL;
 		}
 	}
+	return 0;
+}
+
+/* Append one "FILE:LINE: warning: ..." line to c->warnings. */
+static int warn_line(struct loader *ld, int line, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int warn_line(struct loader *ld, int line, const char *fmt, ...)
+{
+	char msg[512];
+	size_t have = ld->c->warnings ? strlen(ld->c->warnings) : 0;
+	int n;
+	char *w;
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	n = snprintf(NULL, 0, "%s:%d: warning: %s\n", ld->path, line, msg);
+	w = realloc(ld->c->warnings, have + (size_t)n + 1);
+	if (w == NULL)
+		return -ENOMEM;
+	snprintf(w + have, (size_t)n + 1, "%s:%d: warning: %s\n", ld->path, line, msg);
+	ld->c->warnings = w;
+	return 0;
+}
+
+/* A route whose next hop is one of this relay's own listeners sends every
+ * stanza for it straight back to its ingress: a loop (the hop limit stops
+ * it at run time; say so when the file is checked). */
+static int check_self_routes(struct loader *ld)
+{
+	const struct config *c = ld->c;
+
+	for (size_t i = 0; i < c->npeers; i++)
+		for (size_t j = 0; j < c->peers[i].naddrs; j++)
+			for (size_t k = 0; k < c->nlisten; k++) {
+				const struct cfg_addr *a = &c->peers[i].addrs[j];
+
+				if (a->port != c->listen[k].port ||
+				    strcmp(a->host, c->listen[k].address) != 0)
+					continue;
+				if (warn_line(
+					ld, c->peers[i].line,
+					"peer \"%s\" (%s:%d) is this relay's own listener; "
+					"every route to it points back at its own ingress and "
+					"loops; give the next hop's address",
+					c->peers[i].name, a->host, a->port) < 0)
+					return -ENOMEM;
+			}
 	return 0;
 }
 
@@ -1035,6 +1171,7 @@ static void config_free(struct config *c)
 	if (!c)
 		return;
 	free(c->path);
+	free(c->warnings);
 	for (size_t i = 0; i < c->nlisten; i++)
 		free(c->listen[i].address);
 	free(c->listen);
@@ -1053,7 +1190,9 @@ static void config_free(struct config *c)
 	free(c->metrics_address);
 	for (size_t i = 0; i < c->npeers; i++) {
 		free(c->peers[i].name);
-		free(c->peers[i].host);
+		for (size_t j = 0; j < c->peers[i].naddrs; j++)
+			free(c->peers[i].addrs[j].host);
+		free(c->peers[i].addrs);
 		free(c->peers[i].ca_file);
 		free(c->peers[i].identity);
 		free(c->peers[i].pins);
@@ -1123,6 +1262,8 @@ int config_load(const char *path, struct config **out, char *err, size_t errlen)
 	    (r = policy_set_load(root, path, ld.c->npeers, &ld.c->policies, err, errlen)) < 0)
 		goto fail;
 
+	if ((r = check_self_routes(&ld)) < 0)
+		goto fail;
 	wipe_inline_secret(&ld.cf);
 	config_destroy(&ld.cf);
 	free(ld.peer_order);

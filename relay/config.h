@@ -29,10 +29,20 @@ struct cfg_listen {
 	int direct_tls; /* XEP-0368: TLS from the first byte, no STARTTLS */
 };
 
+/* One address of a next hop; a peer may have several (peers.[].addresses). */
+struct cfg_addr {
+	char *host;   /* owned, numeric address or host name */
+	int port;     /* default 5269 */
+	int priority; /* lower is preferred (like SRV); ties keep file order */
+};
+
 struct cfg_peer {
-	char *name; /* owned, unique */
-	char *host; /* owned, numeric address or host name */
-	int port;   /* default 5269 */
+	char *name;		/* owned, unique */
+	char *host;		/* borrowed from addrs[0]: the preferred address */
+	int port;		/* addrs[0].port */
+	struct cfg_addr *addrs; /* owned array, naddrs >= 1, sorted by priority */
+	size_t naddrs;
+	int trunk; /* the peer is another xtrunkd: hop counts travel on its streams */
 	enum cfg_tls tls;
 	char *ca_file; /* owned or NULL: verify the next hop's chain against it */
 	char
@@ -71,11 +81,15 @@ struct config {
 	unsigned connections_per_address; /* inbound streams from one address, default 100 */
 	unsigned max_depth;		  /* XML nesting below the stream, default 64 */
 	unsigned max_attributes;	  /* attributes in one tag, default 64 */
-	char *control_socket;		  /* owned or NULL: control.socket (NULL: the default,
-					     opened if possible) */
-	char *metrics_address;		  /* owned or NULL: no metrics listener */
-	int metrics_port;		  /* default 9269 */
-	struct policy_set *policies;	  /* owned: policies, labels, audit (policy/) */
+	unsigned keepalive;		  /* seconds between whitespace keepalives, 0 = off */
+	unsigned failback;		  /* seconds between tries of a preferred address */
+	unsigned max_hops;		  /* relays a stanza may cross between trunk peers */
+	char *warnings;	       /* owned or NULL: "FILE:LINE: warning: ...\n" lines (config test) */
+	char *control_socket;  /* owned or NULL: control.socket (NULL: the default,
+				  opened if possible) */
+	char *metrics_address; /* owned or NULL: no metrics listener */
+	int metrics_port;      /* default 9269 */
+	struct policy_set *policies; /* owned: policies, labels, audit (policy/) */
 	int refs;
 };
 

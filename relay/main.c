@@ -246,6 +246,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "xtrunkd: %s\n", err);
 		return 1;
 	}
+	if (current->cfg->warnings != NULL)
+		fputs(current->cfg->warnings, stderr);
 	if (test) {
 		printf("%s: configuration OK\n", path);
 		runtime_unref(current);

@@ -14,6 +14,10 @@
 #include <string.h>
 #include <time.h>
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
 #include <uv.h>
 
 #include "log.h"
@@ -36,7 +40,8 @@ struct net_conn {
 	unsigned connect_timeout_ms;
 	char host[256];
 	char peer[64];
-	size_t queued; /* bytes in in-flight uv_write requests */
+	size_t queued;		  /* bytes in in-flight uv_write requests */
+	unsigned dead_timeout_ms; /* TCP_USER_TIMEOUT set, 0 = kernel default */
 };
 
 struct net_write_req {
@@ -484,4 +489,15 @@ uint64_t net_now_ms(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+void net_set_dead_timeout(struct net_conn *c, unsigned ms)
+{
+	uv_os_fd_t fd;
+
+	if (c->closing || !c->tcp_open || c->dead_timeout_ms == ms ||
+	    uv_fileno((uv_handle_t *)&c->tcp, &fd) != 0)
+		return;
+	if (setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &ms, sizeof(ms)) == 0)
+		c->dead_timeout_ms = ms;
 }

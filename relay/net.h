@@ -59,6 +59,10 @@ struct ident_policy;
 int net_tls_check(struct net_conn *c, const char *domain, const struct ident_policy *p, char *why,
 		  size_t whylen);
 const char *net_tls_describe(struct net_conn *c);
+/* Give up on the connection when written bytes stay unacknowledged for
+ * ms (TCP_USER_TIMEOUT): a dead link is then reported through on_error
+ * instead of lingering. 0 restores the kernel default. */
+void net_set_dead_timeout(struct net_conn *c, unsigned ms);
 /* One timer per connection; 0 cancels. */
 void net_set_timer(struct net_conn *c, unsigned ms);
 /* Stop delivering data read in the current callback (the owner is closing). */

@@ -63,6 +63,7 @@
 #define NS_STREAMS_ERR "urn:ietf:params:xml:ns:xmpp-streams"
 #define NS_STANZAS "urn:ietf:params:xml:ns:xmpp-stanzas"
 #define NS_DB_FEATURE "urn:xmpp:features:dialback"
+#define NS_XTRUNK "urn:xtrunk:0" /* hop counts between xtrunkd peers */
 #define NS_SASL "urn:ietf:params:xml:ns:xmpp-sasl"
 #define MAX_PENDING_DB 64 /* dialback requests in flight per stream */
 #define MAX_PAIRS 1024	  /* authorised pairs per inbound stream */
@@ -91,6 +92,7 @@ struct qitem {
 	struct qitem *next; /* owned */
 	size_t len;
 	uint64_t t_read; /* stats_clock_us() when the stanza was read, 0 for our own */
+	unsigned hops;	 /* relays crossed so far (sent to trunk peers) */
 	char *bytes;	 /* points into this allocation */
 	/* for the bounce, pointing into this allocation or NULL */
 	char *name, *to, *from, *type, *id;
@@ -126,10 +128,14 @@ struct stream {
 	char id[40];		     /* inbound: our stream id; outbound: the peer's */
 	char local[DOMAIN_MAX + 1];  /* in: header 'to'; out: our 'from' */
 	char remote[DOMAIN_MAX + 1]; /* in: header 'from' (may be empty); out: 'to' */
+	uint64_t active_at;	     /* net_now_ms() of the last stanza (idle, keepalive) */
 	/* inbound */
 	struct authz *authz; /* owned: pairs authenticated on this stream */
+	unsigned hop_hint;   /* hops announced for the next stanza by a trunk peer */
 	/* outbound */
 	int peer;	  /* index in cfg->peers */
+	unsigned addr;	  /* index in cfg->peers[peer].addrs */
+	int superseded;	  /* a more preferred address is being brought up: no new stanzas */
 	int want_auth;	  /* stanzas wait: authenticate with db:result */
 	const char *auth; /* static: how the next hop accepted us, or NULL */
 	int result_sent;
@@ -143,35 +149,57 @@ static struct {
 	struct stream *streams; /* the list; each stream is owned by its connection */
 	unsigned next_serial;
 	struct xs_limits limits;
-	int draining;	 /* SIGTERM: finish what is queued, take nothing new */
+	int draining;		     /* SIGTERM: finish what is queued, take nothing new */
 	struct policy_state *policy; /* owned: rate buckets, kept across reloads */
-	uint64_t t_read; /* while in_on_xmpp routes a stanza: when it was read */
-	/* Per peer of g.rt: a next hop that could not be reached is not tried
-	 * again before retry_at (1 s, doubling to 64 s); meanwhile its stanzas
-	 * are bounced at once. Reset by a reload and by a connection. */
-	struct peer_backoff {
+	uint64_t t_read;	     /* while in_on_xmpp routes a stanza: when it was read */
+	unsigned hops;		     /* while in_on_xmpp routes a stanza: relays it crossed */
+	/* Per address of every peer of g.rt (peer p's addresses start at
+	 * addr_base[p]): an address that could not be reached is not tried
+	 * again before retry_at (1 s, doubling to 64 s); when every address of
+	 * a peer waits, its stanzas are bounced at once. Reset by a reload and
+	 * by a connection. */
+	struct addr_backoff {
 		unsigned fails;
 		uint64_t retry_at; /* ms, net_now_ms() */
-	} * backoff;		   /* owned array, g.rt->cfg->npeers entries */
+	} * backoff;		   /* owned array, one per address */
+	size_t *addr_base;	   /* owned array, g.rt->cfg->npeers entries */
+	uint64_t *failback_at;	   /* owned array: next try of a preferred address, per peer */
 } g;
 
-/* Seconds until peer may be tried again, 0 if now. Only for g.rt peers. */
-static unsigned peer_backoff_left(int peer)
+/* The most preferred address of a g.rt peer that may be tried now, or -1. */
+static int peer_pick_addr(int peer)
 {
+	const struct cfg_peer *p = &g.rt->cfg->peers[peer];
 	uint64_t now = net_now_ms();
 
-	if (g.backoff == NULL || g.backoff[peer].retry_at <= now)
+	for (size_t i = 0; i < p->naddrs; i++)
+		if (g.backoff == NULL || g.backoff[g.addr_base[peer] + i].retry_at <= now)
+			return (int)i;
+	return -1;
+}
+
+/* Seconds until some address of peer may be tried again, 0 if now. Only
+ * for g.rt peers. */
+static unsigned peer_backoff_left(int peer)
+{
+	const struct cfg_peer *p = &g.rt->cfg->peers[peer];
+	uint64_t now = net_now_ms(), soonest = UINT64_MAX;
+
+	if (g.backoff == NULL || peer_pick_addr(peer) >= 0)
 		return 0;
-	return (unsigned)((g.backoff[peer].retry_at - now + 999) / 1000);
+	for (size_t i = 0; i < p->naddrs; i++)
+		if (g.backoff[g.addr_base[peer] + i].retry_at < soonest)
+			soonest = g.backoff[g.addr_base[peer] + i].retry_at;
+	return (unsigned)((soonest - now + 999) / 1000);
 }
 
 static void peer_reached(const struct stream *s, int ok)
 {
-	struct peer_backoff *b;
+	struct addr_backoff *b;
 
 	if (g.backoff == NULL || s->rt != g.rt)
 		return;
-	b = &g.backoff[s->peer];
+	b = &g.backoff[g.addr_base[s->peer] + s->addr];
 	if (ok) {
 		b->fails = 0;
 		b->retry_at = 0;
@@ -184,8 +212,9 @@ static void peer_reached(const struct stream *s, int ok)
 		return;
 	b->fails++;
 	b->retry_at = net_now_ms() + (1000ull << (b->fails > 7 ? 6 : b->fails - 1));
-	log_info("event=peer-backoff peer=%s failures=%u retry-in-ms=%llu",
-		 s->cfg->peers[s->peer].name, b->fails,
+	log_info("event=peer-backoff peer=%s addr=%s:%d failures=%u retry-in-ms=%llu",
+		 s->cfg->peers[s->peer].name, s->cfg->peers[s->peer].addrs[s->addr].host,
+		 s->cfg->peers[s->peer].addrs[s->addr].port, b->fails,
 		 (unsigned long long)(b->retry_at - net_now_ms()));
 }
 
@@ -232,6 +261,39 @@ static void swrite(struct stream *s, const char *data, size_t len)
 		net_close(s->conn);
 		s->state = ST_CLOSING;
 	}
+}
+
+/* The stream carried a stanza: the idle clock restarts. The timer fires at
+ * the next whitespace keepalive (limits.keepalive) or at the idle timeout,
+ * whichever comes first; on_timeout tells them apart. */
+static void arm_idle(struct stream *s)
+{
+	unsigned idle = s->cfg->idle_timeout, ka = s->cfg->keepalive;
+
+	s->active_at = net_now_ms();
+	if (s->conn != NULL)
+		net_set_timer(s->conn, (ka != 0 && ka < idle ? ka : idle) * 1000);
+}
+
+/* From on_timeout: if the stream is not idle yet, send a whitespace
+ * keepalive (RFC 6120 4.6.1) and re-arm; 1 if it did. A link that died
+ * silently then fails the write, or the kernel gives up on the unacked
+ * bytes (net_set_dead_timeout), instead of waiting for the idle timeout. */
+static int keepalive_due(struct stream *s)
+{
+	uint64_t idle = (uint64_t)s->cfg->idle_timeout * 1000, ka = s->cfg->keepalive * 1000ull,
+		 elapsed;
+
+	if (ka == 0 || s->conn == NULL)
+		return 0;
+	elapsed = net_now_ms() - s->active_at;
+	if (elapsed >= idle)
+		return 0;
+	if (net_write(s->conn, " ", 1) < 0)
+		return 0;
+	net_set_dead_timeout(s->conn, (unsigned)(3 * ka));
+	net_set_timer(s->conn, (unsigned)(idle - elapsed < ka ? idle - elapsed : ka));
+	return 1;
 }
 
 static void swrites(struct stream *s, const char *str)
@@ -585,12 +647,23 @@ static void out_send_vreqs(struct stream *s)
 	}
 }
 
+/* Toward another xtrunkd (peers.[].trunk), each stanza is preceded by
+ * <hop xmlns='urn:xtrunk:0' n='N'/>: the relays it has crossed. The next
+ * relay adds one and refuses it past limits.max_hops, so a route cycle
+ * between relays ends with one bounce. Leaves never see it. */
+static void write_hops(struct stream *s, unsigned hops)
+{
+	if (s->cfg->peers[s->peer].trunk)
+		swritef(s, "<hop xmlns='" NS_XTRUNK "' n='%u'/>", hops);
+}
+
 static void out_flush(struct stream *s)
 {
 	struct qitem *q;
 
 	while ((q = s->qhead) != NULL && s->state == ST_ESTABLISHED) {
 		s->qhead = q->next;
+		write_hops(s, q->hops);
 		swrite(s, q->bytes, q->len);
 		count_sent(s, q->t_read);
 		log_info("stream=%u event=forward kind=%s from=%s to=%s peer=%s queued=1",
@@ -621,12 +694,69 @@ static void out_send_result(struct stream *s)
 	slog(s, "event=dialback-result-sent from=%s to=%s", s->local, s->remote);
 }
 
+static struct stream *out_new(int peer, unsigned addr, const char *from, const char *to);
+
+/* The address of s could not be reached: move its queue and pending
+ * verifications to the pair's stream on the next address that may be
+ * tried (a superseded one still up, or a new one). 1 if moved; then s
+ * closes without bouncing anything. */
+static int out_failover(struct stream *s, const char *why)
+{
+	struct stream *t = NULL, *o;
+	struct vreq **vp;
+	int next;
+
+	if (s->rt != g.rt || (next = peer_pick_addr(s->peer)) < 0 || (unsigned)next == s->addr)
+		return 0;
+	for (o = g.streams; o != NULL; o = o->next)
+		if (o != s && o->dir == DIR_OUT && o->state != ST_CLOSING && o->rt == g.rt &&
+		    o->peer == s->peer && o->addr == (unsigned)next &&
+		    strcmp(o->local, s->local) == 0 && strcmp(o->remote, s->remote) == 0) {
+			t = o;
+			break;
+		}
+	if (t == NULL && (t = out_new(s->peer, (unsigned)next, s->local, s->remote)) == NULL)
+		return 0;
+	t->superseded = 0;
+	slog(s, "event=failover from=%s to=%s reason=%s next-addr=%s:%d queued=%zu", s->local,
+	     s->remote, why, s->cfg->peers[s->peer].addrs[next].host,
+	     s->cfg->peers[s->peer].addrs[next].port, s->qcount);
+	if (s->qhead != NULL) {
+		*t->qtail = s->qhead;
+		t->qtail = s->qtail;
+		t->qcount += s->qcount;
+		t->qbytes += s->qbytes;
+		t->want_auth = 1;
+	}
+	s->qhead = NULL;
+	s->qtail = &s->qhead;
+	s->qcount = s->qbytes = 0;
+	for (vp = &t->vreqs; *vp != NULL; vp = &(*vp)->next)
+		;
+	*vp = s->vreqs;
+	for (; *vp != NULL; vp = &(*vp)->next)
+		(*vp)->sent = 0;
+	s->vreqs = NULL;
+	s->state = ST_CLOSING; /* net closes a failed connect itself */
+	if (t->state == ST_ESTABLISHED) {
+		out_send_vreqs(t);
+		out_flush(t);
+	} else if (t->state == ST_OPEN) {
+		out_send_vreqs(t);
+		if (t->qcount > 0 && !t->result_sent)
+			out_send_result(t);
+	}
+	return 1;
+}
+
 static void out_on_connected(void *ctx, int status)
 {
 	struct stream *s = ctx;
 
 	if (status < 0) {
 		peer_reached(s, 0);
+		if (out_failover(s, status == -ETIMEDOUT ? "connect-timeout" : "refused"))
+			return;
 		out_fail(s, "remote-server-not-found",
 			 status == -ETIMEDOUT ? "connect timed out" : "connection refused");
 		return;
@@ -670,13 +800,31 @@ static int has_child_text(const struct xs_stanza *st, unsigned depth, const char
 	return 0;
 }
 
+/* The pair's stream on a more preferred address is up: the streams it
+ * superseded take nothing new; close those with no verification pending. */
+static void out_close_superseded(const struct stream *s)
+{
+	struct stream *o;
+
+	for (o = g.streams; o != NULL; o = o->next)
+		if (o != s && o->dir == DIR_OUT && o->superseded && o->state != ST_CLOSING &&
+		    o->peer == s->peer && o->rt == s->rt && o->vreqs == NULL &&
+		    strcmp(o->local, s->local) == 0 && strcmp(o->remote, s->remote) == 0) {
+			slog(o, "event=failback from=%s to=%s", o->local, o->remote);
+			stream_close(o);
+		}
+}
+
 static void out_established(struct stream *s, const char *auth)
 {
 	s->state = ST_ESTABLISHED;
+	if (s->rt == g.rt && g.failback_at != NULL && s->addr > 0)
+		g.failback_at[s->peer] = net_now_ms() + s->cfg->failback * 1000ull;
+	out_close_superseded(s);
 	s->auth = auth;
 	slog(s, "event=established from=%s to=%s tls=%s auth=%s", s->local, s->remote,
 	     net_tls_describe(s->conn), auth);
-	net_set_timer(s->conn, s->cfg->idle_timeout * 1000);
+	arm_idle(s);
 	out_send_vreqs(s);
 	out_flush(s);
 	if (g.draining && s->vreqs == NULL)
@@ -709,7 +857,7 @@ static void out_send_auth(struct stream *s)
 static void out_open(struct stream *s)
 {
 	s->state = ST_OPEN;
-	net_set_timer(s->conn, s->cfg->idle_timeout * 1000);
+	arm_idle(s);
 	out_send_vreqs(s);
 	if (s->want_auth)
 		out_send_result(s);
@@ -783,7 +931,7 @@ static void out_on_db(struct stream *s, const struct xs_stanza *st)
 	}
 	*vp = v->next;
 	if (s->vreqs == NULL && s->state == ST_OPEN)
-		net_set_timer(s->conn, s->cfg->idle_timeout * 1000);
+		arm_idle(s);
 	in_verify_answer(v->in_serial, from, to, st->type != NULL && strcmp(st->type, "valid") == 0,
 			 NULL);
 	vreq_free(v);
@@ -905,7 +1053,8 @@ static struct stream *out_find(int peer, const char *from, const char *to)
 
 	for (s = g.streams; s != NULL; s = s->next)
 		if (s->dir == DIR_OUT && s->state != ST_CLOSING && s->rt == g.rt &&
-		    s->peer == peer && strcmp(s->local, from) == 0 && strcmp(s->remote, to) == 0)
+		    !s->superseded && s->peer == peer && strcmp(s->local, from) == 0 &&
+		    strcmp(s->remote, to) == 0)
 			return s;
 	return NULL;
 }
@@ -926,9 +1075,10 @@ static const struct net_callbacks out_net_cb = {
 static const struct xs_callbacks stream_xs_cb;
 
 /* A new outbound stream for the pair; the caller looked in the pool. */
-static struct stream *out_new(int peer, const char *from, const char *to)
+static struct stream *out_new(int peer, unsigned addr, const char *from, const char *to)
 {
 	const struct cfg_peer *p = &g.rt->cfg->peers[peer];
+	const struct cfg_addr *a = &p->addrs[addr];
 	struct stream *s = calloc(1, sizeof(*s));
 
 	if (s == NULL)
@@ -936,6 +1086,7 @@ static struct stream *out_new(int peer, const char *from, const char *to)
 	s->dir = DIR_OUT;
 	s->state = ST_CONNECT;
 	s->peer = peer;
+	s->addr = addr;
 	s->rt = runtime_ref(g.rt);
 	s->cfg = s->rt->cfg;
 	s->qtail = &s->qhead;
@@ -945,13 +1096,13 @@ static struct stream *out_new(int peer, const char *from, const char *to)
 	if (s->xs == NULL)
 		goto fail;
 	stream_link(s);
-	s->conn = net_connect(p->host, p->port, s->cfg->connect_timeout * 1000, &out_net_cb, s);
+	s->conn = net_connect(a->host, a->port, s->cfg->connect_timeout * 1000, &out_net_cb, s);
 	if (s->conn == NULL) {
 		stream_unlink(s);
 		goto fail;
 	}
-	log_info("stream=%u dir=out event=connecting peer=%s addr=%s:%d from=%s to=%s", s->serial,
-		 p->name, p->host, p->port, from, to);
+	log_info("stream=%u dir=out event=connecting peer=%s addr=%s:%d priority=%d from=%s to=%s",
+		 s->serial, p->name, a->host, a->port, a->priority, from, to);
 	stats_count(STATS_STREAMS_OPENED, "out", NULL);
 	return s;
 fail:
@@ -986,7 +1137,26 @@ static void forward(int peer, const char *from_dom, const char *to_dom, const ch
 					 kind, from_dom, to_dom);
 			return;
 		}
-		s = out_new(peer, from_dom, to_dom);
+		s = out_new(peer, (unsigned)peer_pick_addr(peer), from_dom, to_dom);
+	} else if (s->addr > 0 && s->state == ST_ESTABLISHED && g.failback_at != NULL &&
+		   net_now_ms() >= g.failback_at[peer]) {
+		/* on a fallback address: now and then bring the preferred one
+		 * back; this stream takes no new stanzas meanwhile and closes
+		 * once the new one is up (out_established) */
+		int better = peer_pick_addr(peer);
+
+		g.failback_at[peer] = net_now_ms() + s->cfg->failback * 1000ull;
+		if (better >= 0 && (unsigned)better < s->addr) {
+			struct stream *n = out_new(peer, (unsigned)better, from_dom, to_dom);
+
+			if (n != NULL) {
+				slog(s, "event=failback-try from=%s to=%s addr=%s:%d", from_dom,
+				     to_dom, g.rt->cfg->peers[peer].addrs[better].host,
+				     g.rt->cfg->peers[peer].addrs[better].port);
+				s->superseded = 1;
+				s = n;
+			}
+		}
 	}
 	if (s == NULL) {
 		log_err("event=drop reason=out-of-memory kind=%s from=%s to=%s", kind, from_dom,
@@ -998,9 +1168,10 @@ static void forward(int peer, const char *from_dom, const char *to_dom, const ch
 	 * so memory stays bounded and the excess is bounced, not lost. */
 	if (s->state == ST_ESTABLISHED &&
 	    net_write_queue_size(s->conn) + len <= s->cfg->queue_max_bytes) {
+		write_hops(s, g.hops);
 		swrite(s, bytes, len);
 		count_sent(s, b != NULL ? g.t_read : 0);
-		net_set_timer(s->conn, s->cfg->idle_timeout * 1000);
+		arm_idle(s);
 		log_info("stream=%u event=forward kind=%s from=%s to=%s peer=%s", s->serial, kind,
 			 from_dom, to_dom, s->cfg->peers[peer].name);
 		return;
@@ -1032,6 +1203,7 @@ static void forward(int peer, const char *from_dom, const char *to_dom, const ch
 	p += len + 1;
 	q->len = len;
 	q->t_read = b != NULL ? g.t_read : 0;
+	q->hops = g.hops;
 	q->name = (char *)"error";
 	if (b != NULL) {
 #define QCOPY(f)                                                                                   \
@@ -1165,7 +1337,7 @@ static void in_on_db_result(struct stream *s, const struct xs_stanza *st)
 			}
 			slog(s, "event=dialback-valid from=%s to=%s auth=certificate", from, to);
 			swritef(s, "<db:result from='%s' to='%s' type='valid'/>", t, f);
-			net_set_timer(s->conn, s->cfg->idle_timeout * 1000);
+			arm_idle(s);
 			return;
 		}
 		if (!dialback_allowed(s->cfg, from)) {
@@ -1198,7 +1370,7 @@ static void in_on_db_result(struct stream *s, const struct xs_stanza *st)
 		return;
 	}
 	if (o == NULL)
-		o = out_new(r->peer, to, from);
+		o = out_new(r->peer, (unsigned)peer_pick_addr(r->peer), to, from);
 	v = o != NULL ? calloc(1, sizeof(*v)) : NULL;
 	if (v == NULL) {
 		stream_error(s, "internal-server-error", NULL);
@@ -1261,7 +1433,7 @@ static void in_verify_answer(unsigned in_serial, const char *from, const char *t
 	s->db_auth = 1;
 	slog(s, "event=dialback-valid from=%s to=%s auth=dialback", from, to);
 	swritef(s, "<db:result from='%s' to='%s' type='valid'/>", t, f);
-	net_set_timer(s->conn, s->cfg->idle_timeout * 1000);
+	arm_idle(s);
 }
 
 static void in_on_db_verify(struct stream *s, const struct xs_stanza *st)
@@ -1284,7 +1456,7 @@ static void in_on_db_verify(struct stream *s, const struct xs_stanza *st)
 	     valid ? "yes" : "no");
 	swritef(s, "<db:verify from='%s' to='%s' id='%s' type='%s'/>", esc(t, sizeof(t), to),
 		esc(f, sizeof(f), from), esc(id, sizeof(id), st->id), valid ? "valid" : "invalid");
-	net_set_timer(s->conn, s->cfg->idle_timeout * 1000);
+	arm_idle(s);
 }
 
 /* The policy (policy/) on an inbound stanza, judged on what the framer
@@ -1342,6 +1514,39 @@ static int in_policy(struct stream *s, const struct xs_stanza *st, const char *f
 	return 0;
 }
 
+/* Loop safety. A stanza that has crossed limits.max_hops relays (counted
+ * between xtrunkd trunk peers) is in a route cycle; one whose destination
+ * routes to the very peer its sender lies behind would go back where it
+ * came from. Either way: one bounce (never for an error), nothing
+ * forwarded. 1 if the stanza may go on. */
+static int in_loop_check(struct stream *s, const struct xs_stanza *st, const char *from,
+			 const char *to, const struct route *r, const struct bounce_in *b)
+{
+	const struct route *back = route_lookup(g.rt->cfg->routes, from);
+	char text[DOMAIN_MAX + 160];
+
+	if (s->hop_hint >= s->cfg->max_hops) {
+		slog(s, "event=loop kind=%s id=%s from=%s to=%s hops=%u reason=hop-limit", st->name,
+		     st->id != NULL ? st->id : "-", from, to, s->hop_hint);
+		snprintf(text, sizeof(text), "xtrunk: routing loop toward %s: hop limit %u reached",
+			 to, s->cfg->max_hops);
+		bounce(b, "remote-server-not-found", text);
+		return 0;
+	}
+	if (back != NULL && back->peer == r->peer) {
+		slog(s, "event=loop kind=%s id=%s from=%s to=%s peer=%s reason=route-to-ingress",
+		     st->name, st->id != NULL ? st->id : "-", from, to,
+		     g.rt->cfg->peers[r->peer].name);
+		snprintf(text, sizeof(text),
+			 "xtrunk: the route for %s leads back to the peer the stanza came from",
+			 to);
+		bounce(b, "remote-server-not-found", text);
+		return 0;
+	}
+	g.hops = s->hop_hint + 1;
+	return 1;
+}
+
 static void in_on_xmpp(struct stream *s, const struct xs_stanza *st)
 {
 	char from[DOMAIN_MAX + 1], to[DOMAIN_MAX + 1];
@@ -1361,13 +1566,15 @@ static void in_on_xmpp(struct stream *s, const struct xs_stanza *st)
 	}
 	log_trace(LOG_TRACE_STANZA, "stream=%u event=stanza kind=%s from=%s to=%s route=%s",
 		  s->serial, st->name, from, to, r->pattern);
+	if (!in_loop_check(s, st, from, to, r, &b))
+		return;
 	{
 		const struct route *back = route_lookup(g.rt->cfg->routes, from);
 
 		stats_count(STATS_STANZAS_RECEIVED, r->pattern,
 			    back != NULL ? g.rt->cfg->peers[back->peer].name : "-");
 	}
-	net_set_timer(s->conn, s->cfg->idle_timeout * 1000);
+	arm_idle(s);
 	if (!in_policy(s, st, from, to, r, &b, &rewritten))
 		return;
 	g.t_read = stats_clock_us();
@@ -1376,6 +1583,7 @@ static void in_on_xmpp(struct stream *s, const struct xs_stanza *st)
 	else
 		forward(r->peer, from, to, st->bytes, st->len, &b);
 	g.t_read = 0;
+	g.hops = 0;
 	free(rewritten.bytes);
 }
 
@@ -1442,7 +1650,28 @@ static void in_on_sasl_auth(struct stream *s, const struct xs_stanza *st)
 	s->sasl_done = 1;
 	s->sasl_restart = 1;
 	xs_stop(s->xs);
-	net_set_timer(s->conn, s->cfg->idle_timeout * 1000);
+	arm_idle(s);
+}
+
+/* <hop xmlns='urn:xtrunk:0' n='N'/> from another xtrunkd: the next stanza
+ * has crossed N relays. Only meaningful after authentication; a value that
+ * is not a small number is a protocol error. */
+static void in_on_hop(struct stream *s, const struct xs_stanza *st)
+{
+	const char *n = xs_attr_get(st->attrs, st->nattrs, "n");
+	char *end;
+	unsigned long v;
+
+	if (authz_count(s->authz) == 0 || n == NULL) {
+		stream_error(s, "unsupported-stanza-type", "hop before authentication");
+		return;
+	}
+	v = strtoul(n, &end, 10);
+	if (end == n || *end != '\0' || n[0] == '-' || v > 255) {
+		stream_error(s, "not-well-formed", "bad hop count");
+		return;
+	}
+	s->hop_hint = (unsigned)v;
 }
 
 static void in_on_stanza(struct stream *s, const struct xs_stanza *st)
@@ -1482,6 +1711,11 @@ static void in_on_stanza(struct stream *s, const struct xs_stanza *st)
 	     strcmp(st->name, "iq") == 0)) {
 		if (!in_tls_missing(s))
 			in_on_xmpp(s, st);
+		s->hop_hint = 0; /* a hint counts for the next stanza only */
+		return;
+	}
+	if (strcmp(st->ns, NS_XTRUNK) == 0 && strcmp(st->name, "hop") == 0) {
+		in_on_hop(s, st);
 		return;
 	}
 	stream_error(s, "unsupported-stanza-type", NULL);
@@ -1623,7 +1857,12 @@ static void on_data(void *ctx, const char *data, size_t len)
 static void on_timeout(void *ctx)
 {
 	struct stream *s = ctx;
+	int open = s->dir == DIR_IN
+		       ? authz_count(s->authz) > 0
+		       : s->state == ST_ESTABLISHED || (s->state == ST_OPEN && s->vreqs == NULL);
 
+	if (open && keepalive_due(s))
+		return;
 	if (s->dir == DIR_OUT && s->state != ST_ESTABLISHED) {
 		out_fail(s, "remote-server-timeout",
 			 s->state != ST_OPEN ? "stream negotiation timed out"
@@ -1736,8 +1975,28 @@ void s2s_accept(void *uv_server, int direct)
 
 static void backoff_reset(const struct runtime *rt)
 {
+	size_t n = 0, np = rt->cfg->npeers ? rt->cfg->npeers : 1;
+
 	free(g.backoff);
-	g.backoff = calloc(rt->cfg->npeers ? rt->cfg->npeers : 1, sizeof(*g.backoff));
+	free(g.addr_base);
+	free(g.failback_at);
+	g.addr_base = calloc(np, sizeof(*g.addr_base));
+	g.failback_at = calloc(np, sizeof(*g.failback_at));
+	for (size_t i = 0; i < rt->cfg->npeers; i++) {
+		if (g.addr_base != NULL)
+			g.addr_base[i] = n;
+		n += rt->cfg->peers[i].naddrs;
+	}
+	g.backoff = calloc(n ? n : 1, sizeof(*g.backoff));
+	if (g.addr_base == NULL || g.failback_at == NULL || g.backoff == NULL) {
+		/* without the tables every address is always tried */
+		free(g.backoff);
+		free(g.addr_base);
+		free(g.failback_at);
+		g.backoff = NULL;
+		g.addr_base = NULL;
+		g.failback_at = NULL;
+	}
 }
 
 void s2s_init(struct runtime *rt)
@@ -1872,4 +2131,8 @@ void s2s_free(void)
 	audit_close();
 	free(g.backoff);
 	g.backoff = NULL;
+	free(g.addr_base);
+	g.addr_base = NULL;
+	free(g.failback_at);
+	g.failback_at = NULL;
 }

@@ -418,6 +418,12 @@ const char *net_tls_describe(struct net_conn *c)
 	return c->tls ? "FAKE-TLS" : "none";
 }
 
+void net_set_dead_timeout(struct net_conn *c, unsigned ms)
+{
+	(void)c;
+	(void)ms;
+}
+
 void net_set_timer(struct net_conn *c, unsigned ms)
 {
 	c->timer_ms = ms;

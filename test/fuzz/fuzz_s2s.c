@@ -47,14 +47,17 @@ static const char conf[] =
     "dialback_secret = \"0123456789abcdef0123456789abcdef\";\n"
     "tls = { certificate = \"@DIR@/relay.pem\"; key = \"@DIR@/relay.key\";\n"
     "        inbound = \"optional\"; trust = \"@DIR@/ca.pem\"; };\n"
-    "limits = { connect_timeout = 2; handshake_timeout = 5; idle_timeout = 20;\n"
+    "limits = { connect_timeout = 2; handshake_timeout = 5; idle_timeout = 20; keepalive = 3;\n"
+    "           failback = 2; max_hops = 8;\n"
     "           queue_max_stanzas = 4; queue_max_bytes = 70000; max_stanza_size = 65536;\n"
     "           connections_per_address = 6; };\n"
-    "peers = ( { name = \"leaf-a\"; host = \"10.0.0.1\"; tls = \"optional\"; },\n"
-    "          { name = \"leaf-b\"; host = \"10.0.0.2\"; tls = \"required\"; },\n"
+    "peers = ( { name = \"leaf-a\"; host = \"10.0.0.1\"; tls = \"optional\"; trunk = true; },\n"
+    "          { name = \"leaf-b\"; tls = \"required\"; trunk = true;\n"
+    "            addresses = ( { host = \"10.0.0.2\"; priority = 1; },\n"
+    "                          { host = \"10.0.0.4\"; priority = 2; } ); },\n"
     "          { name = \"leaf-c\"; host = \"10.0.0.3\"; tls = \"optional\";\n"
     "            auth = \"certificate\"; } );\n"
-    "routes = ( { domain = \"a.example\"; peer = \"leaf-a\"; },\n"
+    "routes = ( { domain = \"*.a.example\"; peer = \"leaf-a\"; },\n"
     "           { domain = \"*.b.example\"; peer = \"leaf-b\"; },\n"
     "           { domain = \"c.example\"; peer = \"leaf-c\"; } );\n";
 
@@ -92,6 +95,9 @@ static const char *const canned[] = {
     "<stream:error><conflict xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error>",
     "</stream:stream>",
     " ",
+    "<hop xmlns='urn:xtrunk:0' n='3'/>",
+    "<hop xmlns='urn:xtrunk:0' n='8'/>",
+    "<message from='alice@a.example' to='bob@other.a.example' id='m5'/>",
 };
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)

@@ -1082,6 +1082,27 @@ class Suite:
         finally:
             deaf.close()
 
+    # A peer with two addresses: the preferred one (127.0.0.27) refuses, the
+    # stanza moves to the second (127.0.0.28) and arrives; nothing bounced.
+    def case_address_failover(self):
+        second = MockLeaf("multi.example", ("127.0.0.28", 5269), self.args.cert, self.args.key)
+        try:
+            c = self.stream("a.example", "x.multi.example")
+            dialback_valid(c, "a.example", "x.multi.example")
+            msg = ("<message from='alice@a.example/r' to='bob@x.multi.example' id='fo1'>"
+                   "<body>via the second address</body></message>")
+            t0 = time.monotonic()
+            c.send(msg)
+            if self.arrived_at(second, msg) is None:
+                raise Fail("not delivered through the second address; relay said %r; a got %r"
+                           % (short(c.buf), short(self.a.all_raw()[-300:])))
+            print("# address-failover: delivered via the second address in %d ms"
+                  % ((time.monotonic() - t0) * 1000), flush=True)
+            if "id='fo1'" in self.a.all_raw():
+                raise Fail("the stanza was bounced although the second address worked")
+        finally:
+            second.close()
+
     # Look-alike and invisible forms of an authenticated domain in 'from'
     # (RFC 7622: the relay compares IDNA2008 A-labels; invisible characters
     # that UTS #46 would delete are refused rather than mapped).
@@ -1166,6 +1187,7 @@ class Suite:
         ("next-hop-stalls", case_next_hop_stalls),
         ("next-hop-reads-nothing", case_next_hop_reads_nothing),
         ("idn-spoofing", case_idn_spoofing),
+        ("address-failover", case_address_failover),
         ("limits", case_limits),
         ("relay-survives", case_relay_survives),
     ]

@@ -12,6 +12,8 @@
 #   c.example   -> down   127.0.0.23:5269 (nothing listens)
 #   *.stall.example -> 127.0.0.25 (accepts TCP, says nothing)
 #   *.deaf.example  -> 127.0.0.26 (mock: dialback, then never reads)
+#   *.multi.example -> 127.0.0.27 (priority 1, nothing listens), then
+#                      127.0.0.28 (priority 2, mock)
 # Addresses 127.0.0.20-29 only, so nothing clashes with the Prosody lab
 # (127.0.0.2-13). Then checks the relay is still alive, stops it by PID
 # (SIGTERM) and checks it exits with status 0.
@@ -135,7 +137,9 @@ peers = (
 	{ name = "down";   host = "127.0.0.23"; port = 5269; tls = "optional"; },
 	{ name = "leaf-d"; host = "127.0.0.24"; port = 5269; direct_tls = true; identity = "b.example"; },
 	{ name = "stall";  host = "127.0.0.25"; port = 5269; },
-	{ name = "deaf";   host = "127.0.0.26"; port = 5269; tls = "optional"; }
+	{ name = "deaf";   host = "127.0.0.26"; port = 5269; tls = "optional"; },
+	{ name = "multi";  tls = "optional";
+	  addresses = ( { host = "127.0.0.28"; priority = 2; }, { host = "127.0.0.27"; priority = 1; } ); }
 );
 routes = (
 	{ domain = "a.example"; peer = "leaf-a"; },
@@ -143,7 +147,8 @@ routes = (
 	{ domain = "c.example"; peer = "down"; },
 	{ domain = "*.d2.example"; peer = "leaf-d"; },
 	{ domain = "*.stall.example"; peer = "stall"; },
-	{ domain = "*.deaf.example"; peer = "deaf"; }
+	{ domain = "*.deaf.example"; peer = "deaf"; },
+	{ domain = "*.multi.example"; peer = "multi"; }
 );
 EOF
 

@@ -317,9 +317,71 @@ START_TEST(test_key_table)
 			ck_assert_msg(found, "%s has no parent row", k->path);
 		}
 	}
-	/* 40 + control.socket, metrics.address/port/public and two groups, and
-	 * 47 of policy/ (peers, routes, security_labels, policies, audit) */
-	ck_assert_uint_eq(n, 93);
+	/* 40 + control.socket, metrics.address/port/public and two groups, 47
+	 * of policy/ (peers, routes, security_labels, policies, audit), and 8
+	 * of trunk links (limits.keepalive/failback/max_hops, peers.[].trunk,
+	 * peers.[].addresses and its host/port/priority) */
+	ck_assert_uint_eq(n, 101);
+}
+END_TEST
+
+START_TEST(test_addresses)
+{
+	struct config *c;
+	char err[512];
+	const char *text = HEAD "limits = { keepalive = 0; failback = 7; max_hops = 3; };\n"
+				"peers = ( { name = \"b\"; trunk = true; addresses = (\n"
+				"  { host = \"10.0.0.3\"; priority = 20; },\n"
+				"  { host = \"10.0.0.2\"; port = 5270; priority = 10; },\n"
+				"  { host = \"10.0.0.4\"; priority = 20; } ); },\n"
+				"  { name = \"a\"; host = \"10.0.0.1\"; } );\n";
+
+	ck_assert_msg(load_text(text, &c, err, sizeof(err)) == 0, "%s", err);
+	ck_assert_uint_eq(c->keepalive, 0);
+	ck_assert_uint_eq(c->failback, 7);
+	ck_assert_uint_eq(c->max_hops, 3);
+	ck_assert_uint_eq(c->peers[0].naddrs, 3);
+	ck_assert(c->peers[0].trunk);
+	/* sorted by priority, file order among equals; host/port = preferred */
+	ck_assert_str_eq(c->peers[0].addrs[0].host, "10.0.0.2");
+	ck_assert_int_eq(c->peers[0].addrs[0].port, 5270);
+	ck_assert_int_eq(c->peers[0].addrs[0].priority, 10);
+	ck_assert_str_eq(c->peers[0].addrs[1].host, "10.0.0.3");
+	ck_assert_int_eq(c->peers[0].addrs[1].port, 5269);
+	ck_assert_str_eq(c->peers[0].addrs[2].host, "10.0.0.4");
+	ck_assert_int_eq(c->peers[0].addrs[2].priority, 20);
+	ck_assert_str_eq(c->peers[0].host, "10.0.0.2");
+	ck_assert_int_eq(c->peers[0].port, 5270);
+	ck_assert_uint_eq(c->peers[1].naddrs, 1);
+	ck_assert(!c->peers[1].trunk);
+	ck_assert_str_eq(c->peers[1].addrs[0].host, "10.0.0.1");
+	ck_assert_ptr_null(c->warnings);
+	config_unref(c);
+
+	ck_assert_int_eq(load_text(HEAD, &c, err, sizeof(err)), 0);
+	ck_assert_uint_eq(c->keepalive, 60);
+	ck_assert_uint_eq(c->failback, 30);
+	ck_assert_uint_eq(c->max_hops, 8);
+	config_unref(c);
+}
+END_TEST
+
+/* A peer at one of our own listeners: loaded, with a FILE:LINE warning. */
+START_TEST(test_warn_route_to_self)
+{
+	struct config *c;
+	char err[512];
+	const char *text = HEAD "peers = ( { name = \"me\"; host = \"127.0.0.1\"; },\n"
+				"  { name = \"ok\"; host = \"127.0.0.11\"; } );\n"
+				"routes = ( { domain = \"*\"; peer = \"me\"; } );\n";
+
+	ck_assert_msg(load_text(text, &c, err, sizeof(err)) == 0, "%s", err);
+	ck_assert_ptr_nonnull(c->warnings);
+	ck_assert_msg(strstr(c->warnings, "relay.conf:4: warning: peer \"me\"") != NULL, "%s",
+		      c->warnings);
+	ck_assert_ptr_nonnull(strstr(c->warnings, "own ingress"));
+	ck_assert_ptr_null(strstr(c->warnings, "\"ok\""));
+	config_unref(c);
 }
 END_TEST
 
@@ -376,6 +438,19 @@ static const struct err_case err_cases[] = {
     {"allow_cn not bool",
      HEAD "peers = ( { name = \"a\"; host = \"h\";\n allow_cn = \"yes\"; } );\n",
      {"relay.conf:5: ", "allow_cn must be true or false"}},
+    {"host and addresses",
+     HEAD "peers = ( { name = \"a\"; host = \"h\";\n addresses = ( { host = \"i\"; } ); } );\n",
+     {"relay.conf:5: ", "both host/port and addresses", "keep one"}},
+    {"empty addresses",
+     HEAD "peers = ( { name = \"a\";\n addresses = ( ); } );\n",
+     {"relay.conf:5: ", "empty addresses list"}},
+    {"address without host",
+     HEAD "peers = ( { name = \"a\"; addresses = (\n { port = 5270; } ); } );\n",
+     {"relay.conf:5: ", "address 1 of peer \"a\" has no host"}},
+    {"address priority range",
+     HEAD "peers = ( { name = \"a\"; addresses = (\n { host = \"h\"; priority = -1; } ); } );\n",
+     {"relay.conf:5: ", "priority"}},
+    {"max_hops range", HEAD "limits = {\n max_hops = 0; };\n", {"relay.conf:5: ", "max_hops"}},
     {"syntax",
      HEAD "peers = ( { name = \"a\"; host = = \"h\"; } );\n",
      {"relay.conf:4: ", "syntax error", "fix the syntax"}},
@@ -553,6 +628,8 @@ static Suite *config_suite(void)
 	tcase_add_test(tc, test_every_problem);
 	tcase_add_test(tc, test_key_table);
 	tcase_add_test(tc, test_many_routes);
+	tcase_add_test(tc, test_addresses);
+	tcase_add_test(tc, test_warn_route_to_self);
 	tcase_add_loop_test(tc, test_errors, 0, (int)(sizeof(err_cases) / sizeof(err_cases[0])));
 	suite_add_tcase(s, tc);
 	return s;

@@ -470,6 +470,173 @@ START_TEST(test_peer_stream_error_not_answered)
 }
 END_TEST
 
+/* ---- several addresses, trunk peers, keepalive */
+
+static const char conf_trunk[] =
+    "listen = ( { address = \"127.0.0.1\"; port = 5269; } );\n"
+    "dialback_secret = \"0123456789abcdef0123456789abcdef\";\n"
+    "tls = { certificate = \"@DIR@/relay.pem\"; key = \"@DIR@/relay.key\"; };\n"
+    "limits = { connect_timeout = 2; handshake_timeout = 5; idle_timeout = 300;\n"
+    "           keepalive = 60; failback = 10; max_hops = 4; };\n"
+    "peers = ( { name = \"leaf-a\"; host = \"10.0.0.1\"; tls = \"optional\"; trunk = true; },\n"
+    "          { name = \"leaf-b\"; tls = \"optional\"; trunk = true;\n"
+    "            addresses = ( { host = \"10.0.0.3\"; priority = 2; },\n"
+    "                          { host = \"10.0.0.2\"; priority = 1; } ); } );\n"
+    "routes = ( { domain = \"*.a.example\"; peer = \"leaf-a\"; },\n"
+    "           { domain = \"*.b.example\"; peer = \"leaf-b\"; } );\n";
+
+static void setup_trunk(void)
+{
+	char err[512] = "";
+
+	log_init(1, 0);
+	if (getenv("SCEN_LOG") == NULL)
+		log_set_level("warning");
+	ck_assert_msg(scen_setup(conf_trunk, err, sizeof(err)) == 0, "%s", err);
+}
+
+/* an authenticated inbound stream a.example -> x.b.example (leaf-a, a
+ * trunk peer, answers the relay's db:verify) */
+static struct net_conn *trunk_in(void)
+{
+	struct net_conn *c = in_open("a.example", "x.b.example");
+
+	in_dialback(c, "a.example", "x.b.example");
+	return c;
+}
+
+/* The preferred address is refused: the queued stanza moves to the next
+ * address, nothing is bounced; later traffic falls back to the preferred
+ * address once it answers again, and the fallback stream closes. */
+START_TEST(test_failover_and_failback)
+{
+	struct net_conn *c = trunk_in(), *o, *o2;
+
+	send_str(c, msg1);
+	ck_assert_uint_eq(out_to("10.0.0.2", &o), 1); /* priority 1 first */
+	ck_assert_uint_eq(out_to("10.0.0.3", &o2), 0);
+	fakenet_connected(o, -ECONNREFUSED);
+	ck_assert_uint_eq(out_to("10.0.0.3", &o2), 1);
+	accept_bounce_stream();
+	ck_assert(!bounced("m1", "remote-server-not-found"));
+	out_accept(o2, "x.b.example");
+	out_dialback(o2, "a.example", "x.b.example");
+	expect(o2, "<hop xmlns='urn:xtrunk:0' n='1'/>");
+	/* before the failback interval: stays on the fallback address */
+	fakenet_advance(5000);
+	send_str(c, "<message from='alice@a.example/r' to='bob@x.b.example' id='f1'/>");
+	expect(o2, "id='f1'");
+	ck_assert_uint_eq(out_to("10.0.0.2", &o), 1);
+	/* after it: the preferred address is tried; the stanza waits there */
+	fakenet_advance(6000);
+	send_str(c, "<message from='alice@a.example/r' to='bob@x.b.example' id='f2'/>");
+	ck_assert_uint_eq(out_to("10.0.0.2", &o), 2);
+	ck_assert(!has(o2, "id='f2'"));
+	out_accept(o, "x.b.example");
+	out_dialback(o, "a.example", "x.b.example");
+	expect(o, "id='f2'");
+	ck_assert_msg(fakenet_closing(o2), "the fallback stream stays open");
+	send_str(c, "<message from='alice@a.example/r' to='bob@x.b.example' id='f3'/>");
+	expect(o, "id='f3'");
+}
+END_TEST
+
+/* Every address refused: bounced once, with the backoff of the soonest. */
+START_TEST(test_all_addresses_refused)
+{
+	struct net_conn *c = trunk_in(), *o;
+
+	send_str(c, msg1);
+	out_to("10.0.0.2", &o);
+	fakenet_connected(o, -ECONNREFUSED);
+	out_to("10.0.0.3", &o);
+	fakenet_connected(o, -ECONNREFUSED);
+	accept_bounce_stream();
+	ck_assert(bounced("m1", "remote-server-not-found"));
+	send_str(c, "<message from='alice@a.example/r' to='bob@x.b.example' id='r2'/>");
+	ck_assert_uint_eq(out_to("10.0.0.2", &o) + out_to("10.0.0.3", &o), 2);
+	ck_assert(bounced("r2", "remote-server-not-found"));
+}
+END_TEST
+
+/* Toward trunk peers each stanza carries the relays it crossed; past
+ * limits.max_hops it is bounced once, never forwarded. */
+START_TEST(test_hop_limit)
+{
+	struct net_conn *c = trunk_in(), *o;
+
+	send_str(c, "<hop xmlns='urn:xtrunk:0' n='2'/>");
+	send_str(c, msg1);
+	out_to("10.0.0.2", &o);
+	out_accept(o, "x.b.example");
+	out_dialback(o, "a.example", "x.b.example");
+	expect(o, "<hop xmlns='urn:xtrunk:0' n='3'/><message");
+	/* the hint counted for one stanza only */
+	send_str(c, "<message from='alice@a.example/r' to='bob@x.b.example' id='h0'/>");
+	expect(o, "<hop xmlns='urn:xtrunk:0' n='1'/><message");
+	send_str(c, "<hop xmlns='urn:xtrunk:0' n='4'/>");
+	send_str(c, "<message from='alice@a.example/r' to='bob@x.b.example' id='loop1'/>");
+	ck_assert(!has(o, "loop1"));
+	accept_bounce_stream();
+	ck_assert_msg(bounced("loop1", "remote-server-not-found"), "no bounce at the hop limit");
+	/* an error at the hop limit is dropped, not answered */
+	send_str(c, "<hop xmlns='urn:xtrunk:0' n='4'/>");
+	send_str(c, "<message from='alice@a.example/r' to='bob@x.b.example' id='loop2' "
+		    "type='error'/>");
+	ck_assert(!has(o, "loop2"));
+	out_to("10.0.0.1", &o);
+	ck_assert(!has(o, "loop2"));
+	ck_assert(!fakenet_closing(c));
+}
+END_TEST
+
+START_TEST(test_hop_garbage)
+{
+	struct net_conn *c = trunk_in();
+
+	send_str(c, "<hop xmlns='urn:xtrunk:0' n='-1'/>");
+	expect(c, "<not-well-formed xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>");
+}
+END_TEST
+
+/* A destination that routes to the peer the sender lies behind. */
+START_TEST(test_route_to_ingress)
+{
+	struct net_conn *c = in_open("a.example", "other.a.example"), *o;
+
+	in_dialback(c, "a.example", "other.a.example");
+	send_str(c, "<message from='alice@a.example/r' to='bob@other.a.example' id='in1'/>");
+	/* the bounce goes to a.example over the verify stream (other.a.example
+	 * -> a.example); the stanza itself goes nowhere */
+	out_to("10.0.0.1", &o);
+	if (has(o, "<db:result "))
+		out_dialback(o, "other.a.example", "a.example");
+	ck_assert_msg(bounced("in1", "remote-server-not-found"), "no bounce for a hairpin");
+	ck_assert_uint_eq(out_to("10.0.0.1", &o), 1);
+	ck_assert_uint_eq(out_to("10.0.0.2", &o) + out_to("10.0.0.3", &o), 0);
+}
+END_TEST
+
+/* Whitespace keepalives on a quiet stream; closed at the idle timeout. */
+START_TEST(test_keepalive_then_idle)
+{
+	struct net_conn *c = trunk_in(), *o;
+
+	send_str(c, msg1);
+	out_to("10.0.0.2", &o);
+	out_accept(o, "x.b.example");
+	out_dialback(o, "a.example", "x.b.example");
+	expect(o, "id='m1'");
+	fakenet_advance(60000);
+	expect(o, " ");
+	ck_assert(!fakenet_closing(o));
+	fakenet_advance(60000);
+	expect(o, " ");
+	fakenet_advance(200000);
+	ck_assert_msg(fakenet_closing(o), "not closed after idle_timeout");
+}
+END_TEST
+
 static Suite *s2s_suite(void)
 {
 	Suite *s = suite_create("s2s");
@@ -488,6 +655,15 @@ static Suite *s2s_suite(void)
 	tcase_add_test(tc, test_drain_delivers_queue);
 	tcase_add_test(tc, test_shutdown_bounces_queue);
 	tcase_add_test(tc, test_peer_stream_error_not_answered);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("trunk");
+	tcase_add_checked_fixture(tc, setup_trunk, teardown);
+	tcase_add_test(tc, test_failover_and_failback);
+	tcase_add_test(tc, test_all_addresses_refused);
+	tcase_add_test(tc, test_hop_limit);
+	tcase_add_test(tc, test_hop_garbage);
+	tcase_add_test(tc, test_route_to_ingress);
+	tcase_add_test(tc, test_keepalive_then_idle);
 	suite_add_tcase(s, tc);
 	return s;
 }
