@@ -24,7 +24,7 @@ LIB_OBJS  = $(LIB_SRCS:%.c=$(BUILD)/%.o)
 TEST_SRCS = $(wildcard test/unit/test_*.c)
 TEST_BINS = $(TEST_SRCS:test/unit/%.c=$(BUILD)/test/%)
 
-CTL_OBJS  = $(BUILD)/tools/xtrunkctl.o $(BUILD)/tools/ops.o $(LIB_OBJS)
+CTL_OBJS  = $(BUILD)/tools/xtrunkctl.o $(BUILD)/tools/ops.o $(BUILD)/tools/leafconf.o $(LIB_OBJS)
 
 all: $(BUILD)/xtrunkd $(BUILD)/xtrunkctl
 
@@ -50,6 +50,12 @@ $(BUILD)/test/test_s2s: test/unit/test_s2s.c $(FAKENET_OBJS) \
 		$(filter-out $(BUILD)/relay/net.o,$(LIB_OBJS))
 	@mkdir -p $(dir $@)
 	$(CC) $(XCFLAGS) -Itest/fakenet $(CFLAGS) $(shell pkg-config --cflags check) -o $@ $^ \
+	    $(LDLIBS) $(shell pkg-config --libs check)
+
+# xtrunkctl leaf-config's generator (tools/leafconf.c) has its own suite.
+$(BUILD)/test/test_leafconf: test/unit/test_leafconf.c $(BUILD)/tools/leafconf.o $(LIB_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(XCFLAGS) -Itools $(CFLAGS) $(shell pkg-config --cflags check) -o $@ $^ \
 	    $(LDLIBS) $(shell pkg-config --libs check)
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

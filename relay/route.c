@@ -104,6 +104,24 @@ size_t route_count(const struct route_table *rt)
 	return rt->nentries + (rt->def ? 1 : 0);
 }
 
+const struct route *route_next(const struct route_table *rt, size_t *pos)
+{
+	if (!rt || !pos)
+		return NULL;
+	/* *pos runs over the slots, then one step for the default. */
+	while (*pos < rt->nslots) {
+		const struct route_entry *e = rt->slots[(*pos)++];
+
+		if (e)
+			return &e->r;
+	}
+	if (*pos == rt->nslots && rt->def) {
+		(*pos)++;
+		return &rt->def->r;
+	}
+	return NULL;
+}
+
 static struct route_entry *find(const struct route_table *rt, uint64_t hash, unsigned kind,
 				const char *key, size_t keylen)
 {

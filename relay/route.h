@@ -29,4 +29,10 @@ const struct route *route_lookup(const struct route_table *rt, const char *domai
 
 size_t route_count(const struct route_table *rt);
 
+/* Iteration over every route, the default last; the order is otherwise
+ * unspecified (sort if it matters). Start with *pos = 0; returns the next
+ * route and advances *pos, or NULL when there is none left. The table must
+ * not change during the walk. */
+const struct route *route_next(const struct route_table *rt, size_t *pos);
+
 #endif

@@ -23,6 +23,7 @@
 
 #include "ca.h"
 #include "domain.h"
+#include "leafconf.h"
 #include "ops.h"
 
 #define EXIT_USAGE 2
@@ -43,6 +44,8 @@ static const char usage_text[] =
     "       xtrunkctl issue -c CA.pem -k CA.key -o DIR [--srv] [--xmppaddr] [-d DAYS] "
     "DOMAIN...\n"
     "       xtrunkctl fingerprint FILE.pem\n"
+    "       xtrunkctl leaf-config [-f CONFIG] --leaf DOMAIN [--format FORMAT]\n"
+    "                 [--relay-address [NAME=]ADDRESS]... [-o DIR]\n"
     "\n"
     "  check        test the configuration like xtrunkd -n (default " DEFAULT_CONFIG ")\n"
     "  route        which route, peer, next hop, policy and certificate DOMAIN gets\n"
@@ -56,7 +59,10 @@ static const char usage_text[] =
     "      --srv       add the SRV-ID _xmpp-server.DOMAIN\n"
     "      --xmppaddr  add id-on-xmppAddr (ejabberd 23.01 crashes on it)\n"
     "  fingerprint  print the SHA-256 fingerprint and public-key pin of the first\n"
-    "               certificate in FILE.pem\n";
+    "               certificate in FILE.pem\n"
+    "  leaf-config  the DNS records, Prosody and ejabberd settings and trust anchor\n"
+    "               a leaf behind the relay needs, from the relay's routes; FORMAT\n"
+    "               dnsmasq, bind, prosody, ejabberd, trust or all (default)\n";
 
 static int usage(const char *why)
 {
@@ -369,6 +375,10 @@ int main(int argc, char **argv)
 	}
 	if (strcmp(cmd, "fingerprint") == 0)
 		return cmd_fingerprint(argc - 1, argv + 1);
+	if (strcmp(cmd, "leaf-config") == 0) {
+		argv[1] = (char *)"xtrunkctl leaf-config";
+		return leafconf_main(argc - 1, argv + 1);
+	}
 	if (strcmp(cmd, "check") == 0)
 		return ops_check(argc - 1, argv + 1);
 	if (strcmp(cmd, "route") == 0)

@@ -242,6 +242,47 @@ START_TEST(test_many_labels)
 }
 END_TEST
 
+/* route_next visits every route once, the default last; an empty table
+ * and NULL give nothing. */
+START_TEST(test_iterate)
+{
+	size_t n = sizeof(table_patterns) / sizeof(table_patterns[0]), pos = 0, seen = 0;
+	int mask = 0;
+	const struct route *r, *last = NULL;
+
+	for (int with_default = 0; with_default <= 1; with_default++) {
+		struct route_table *rt = load(with_default);
+
+		pos = seen = 0;
+		mask = 0;
+		while ((r = route_next(rt, &pos)) != NULL) {
+			ck_assert_int_ge(r->line, 1);
+			ck_assert_int_le(r->line, (int)n);
+			ck_assert_int_eq(mask & (1 << r->line), 0);
+			mask |= 1 << r->line;
+			last = r;
+			seen++;
+		}
+		ck_assert_uint_eq(seen, with_default ? n : n - 1);
+		ck_assert_uint_eq(seen, route_count(rt));
+		if (with_default)
+			ck_assert_str_eq(last->pattern, "*");
+		/* exhausted stays exhausted */
+		ck_assert_ptr_null(route_next(rt, &pos));
+		route_table_free(rt);
+	}
+	pos = 0;
+	ck_assert_ptr_null(route_next(NULL, &pos));
+	{
+		struct route_table *rt = route_table_new();
+
+		ck_assert_ptr_null(route_next(rt, &pos));
+		ck_assert_ptr_null(route_next(rt, NULL));
+		route_table_free(rt);
+	}
+}
+END_TEST
+
 static Suite *route_suite(void)
 {
 	Suite *s = suite_create("route");
@@ -257,6 +298,7 @@ static Suite *route_suite(void)
 			    (int)(sizeof(bad_patterns) / sizeof(bad_patterns[0])));
 	tcase_add_test(tc, test_bad_args);
 	tcase_add_test(tc, test_many_labels);
+	tcase_add_test(tc, test_iterate);
 	tcase_set_timeout(big, 120); /* valgrind */
 	tcase_add_test(big, test_many);
 	suite_add_tcase(s, tc);
