@@ -54,7 +54,18 @@ fi
 
 # Every /etc/xtrunk/ file an example names: *.key gets the key, *.secret a
 # secret, anything else (certificates, CA files) the certificate.
-cat "$root"/examples/*.conf | tr '"' '\n' | sed -n 's|^/etc/xtrunk/||p' | sort -u >"$tmp/files"
+# examples/*.conf and the topology examples examples/*/*.conf (star/,
+# boundary/), copied as $tmp/NAME.conf and $tmp/DIR-NAME.conf.
+examples() {
+	for ex in "$root"/examples/*.conf "$root"/examples/*/*.conf; do
+		[ -e "$ex" ] && echo "$ex"
+	done
+}
+tmpname() { # examples/x.conf -> x.conf, examples/star/centre.conf -> star-centre.conf
+	case ${1#"$root"/examples/} in */*) echo "$(basename "$(dirname "$1")")-$(basename "$1")" ;;
+	*) basename "$1" ;; esac
+}
+examples | xargs cat | tr '"' '\n' | sed -n 's|^/etc/xtrunk/||p' | sort -u >"$tmp/files"
 while IFS= read -r f; do
 	case $f in
 	*/*) echo "check-examples: subdirectories under /etc/xtrunk are not supported: $f" >&2; exit 1 ;;
@@ -67,12 +78,12 @@ done <"$tmp/files"
 
 fail=0
 n=0
-for ex in "$root"/examples/*.conf; do
-	name=$(basename "$ex")
+for ex in $(examples); do
+	name=$(tmpname "$ex")
 	sed "s|/etc/xtrunk/|$tmp/|g" "$ex" >"$tmp/$name"
 	n=$((n + 1))
 	if out=$("$bin" -n -f "$tmp/$name" 2>&1) && printf '%s\n' "$out" | grep -q "configuration OK"; then
-		echo "ok: examples/$name"
+		echo "ok: examples/${ex#"$root"/examples/}"
 	else
 		echo "FAIL: examples/$name:" >&2
 		printf '%s\n' "$out" | sed "s|$tmp/|examples/|g" >&2
@@ -103,12 +114,12 @@ fi
 ctl=${2:-}
 [ -z "$ctl" ] && exit $fail
 case $ctl in /*) ;; *) ctl=$(pwd)/$ctl ;; esac
-for ex in "$root"/examples/*.conf; do
-	name=$(basename "$ex")
+for ex in $(examples); do
+	name=$(tmpname "$ex")
 	if out=$("$ctl" check -f "$tmp/$name" 2>&1) && printf '%s\n' "$out" | grep -q "configuration OK"; then
-		echo "ok: xtrunkctl check examples/$name"
+		echo "ok: xtrunkctl check examples/${ex#"$root"/examples/}"
 	else
-		echo "FAIL: xtrunkctl check examples/$name: $out" >&2
+		echo "FAIL: xtrunkctl check examples/${ex#"$root"/examples/}: $out" >&2
 		fail=1
 	fi
 done
@@ -141,4 +152,46 @@ route_case default example.org 0 "$conf" "route:       * (default:" "peer:      
 sed 's/domain = "\*"; peer/domain = "only.example"; peer/' "$conf" >"$tmp/nodefault.conf"
 route_case unrouted example.org 1 "$tmp/nodefault.conf" "route:       none"
 route_case not-a-domain "a..b" 1 "$conf" "is not a domain name"
+
+# leaf-config on the topology examples: each expected line must appear in
+# the output (NAME CONFIG LEAF FORMAT RELAY-ADDRESSES expected-line...).
+leaf_case() {
+	lname=$1 conf=$2 leaf=$3 fmt=$4 addrs=$5
+	shift 5
+	largs=""
+	for a in $addrs; do largs="$largs --relay-address $a"; done
+	rc=0
+	# shellcheck disable=SC2086
+	out=$("$ctl" leaf-config -f "$conf" --leaf "$leaf" --format "$fmt" $largs 2>&1) || rc=$?
+	bad=""
+	[ "$rc" -eq 0 ] || bad="status $rc"
+	for line in "$@"; do
+		printf '%s\n' "$out" | grep -qxF -- "$line" || bad="$bad; no line \"$line\""
+	done
+	if [ -z "$bad" ]; then
+		echo "ok: xtrunkctl leaf-config $lname"
+	else
+		echo "FAIL: xtrunkctl leaf-config $lname: $bad; got:" >&2
+		printf '%s\n' "$out" | sed 's/^/  /' >&2
+		fail=1
+	fi
+}
+leaf_case star-point "$tmp/star-centre.conf" p1.star.example dnsmasq "" \
+	"local=/p1.star.example/" "host-record=relay1.xtrunk.internal,10.1.0.1" \
+	"srv-host=_xmpp-server._tcp.p2.star.example,relay1.xtrunk.internal,5269,0,1" \
+	"address=/p3.star.example/10.1.0.1" "address=/#/10.1.0.1"
+leaf_case boundary-b-two-instances "$tmp/boundary-relay-b.conf" hq.b.example bind \
+	"relay-b1.lab=10.2.0.1 relay-b2.lab=10.2.0.2" \
+	"_xmpp-server._tcp.hq.a.example.	300	IN	SRV	0 1 5269 relay-b1.lab." \
+	"_xmpp-server._tcp.hq.a.example.	300	IN	SRV	0 1 5269 relay-b2.lab."
+leaf_case boundary-a-ejabberd "$tmp/boundary-relay-a.conf" ops.a.example ejabberd 10.1.0.1 \
+	"s2s_access: xtrunk_s2s" '      - "*.b.example"'
+rc=0
+out=$("$ctl" leaf-config -f "$tmp/boundary-relay-a.conf" --leaf hq.a.example 2>&1) || rc=$?
+if [ "$rc" -eq 1 ] && printf '%s\n' "$out" | grep -q "listens on several addresses"; then
+	echo "ok: xtrunkctl leaf-config refuses to guess between two listen addresses"
+else
+	echo "FAIL: xtrunkctl leaf-config without --relay-address on relay-a.conf: status $rc: $out" >&2
+	fail=1
+fi
 exit $fail
