@@ -86,6 +86,7 @@ check: test-deps
 	sh test/integration/certs.sh build-asan/xtrunkd
 	sh test/integration/ejabberd.sh build-asan/xtrunkd
 	sh test/integration/valgrind.sh $(BUILD)/xtrunkd
+	sh test/integration/valgrind.sh $(BUILD)/xtrunkd protocol
 	UBSAN_OPTIONS=halt_on_error=1 sh test/integration/policy.sh build-asan/xtrunkd
 
 demo: deps all

@@ -50,6 +50,7 @@ const struct config_key config_keys[] = {
     {"listen.[].direct_tls", "bool", "false", "no"},
     {"dialback_secret", "string", "none", "yes"},
     {"dialback_secret_file", "string", "none", "yes"},
+    {"relay_name", "string", "none", "yes"},
     {"tls", "group", "required", "yes"},
     {"tls.certificate", "string", "required", "yes"},
     {"tls.key", "string", "required", "yes"},
@@ -82,6 +83,7 @@ const struct config_key config_keys[] = {
     {"peers.[].addresses.[].port", "int", "5269", "yes"},
     {"peers.[].addresses.[].priority", "int", "0", "yes"},
     {"peers.[].trunk", "bool", "false", "yes"},
+    {"peers.[].authorize", "strings", "the routes", "yes"},
     {"peers.[].tls", "string", "\"required\"", "yes"},
     {"peers.[].ca_file", "string", "none", "yes"},
     {"peers.[].identity", "string", "none", "yes"},
@@ -916,6 +918,27 @@ static int load_peer(struct loader *ld, const config_setting_t *e, struct cfg_pe
 	p->port = p->addrs[0].port;
 	if ((s = config_setting_get_member(e, "trunk")))
 		p->trunk = config_setting_get_bool(s);
+	if ((s = config_setting_get_member(e, "authorize"))) {
+		int n = config_setting_length(s);
+
+		p->authorize = route_table_new();
+		if (p->authorize == NULL)
+			return -ENOMEM;
+		for (int i = 0; i < n; i++) {
+			const char *v = config_setting_get_string_elem(s, i);
+
+			r = route_add(p->authorize, v, 0, line_of(s), NULL);
+			if (r == -ENOMEM)
+				return r;
+			if (r == -EINVAL) {
+				fail_at(ld, s,
+					"authorize pattern \"%s\" is not a domain pattern; write "
+					"\"a.example\", \"*.a.example\" or \"*\"",
+					v);
+				return -EINVAL;
+			}
+		}
+	}
 	if ((r = parse_tls(ld, e, "tls", &p->tls)) < 0)
 		return r;
 	if ((s = config_setting_get_member(e, "ca_file"))) {
@@ -1043,7 +1066,7 @@ static int warn_line(struct loader *ld, int line, const char *fmt, ...)
  * it at run time; say so when the file is checked). */
 static int check_self_routes(struct loader *ld)
 {
-	const struct config *c = ld->c;
+	struct config *c = ld->c;
 
 	for (size_t i = 0; i < c->npeers; i++)
 		for (size_t j = 0; j < c->peers[i].naddrs; j++)
@@ -1062,6 +1085,56 @@ static int check_self_routes(struct loader *ld)
 					return -ENOMEM;
 			}
 	return 0;
+}
+
+/* relay_name: this relay's name on trunk links; normalised. A trunk peer
+ * with an identity and no relay_name still works, one stream per domain
+ * pair; say so, it is rarely what was meant. */
+static int load_relay_name(struct loader *ld, const config_setting_t *root)
+{
+	config_setting_t *s = config_setting_get_member(root, "relay_name");
+	struct config *c = ld->c;
+	char norm[DOMAIN_MAX + 1];
+
+	if (s != NULL) {
+		const char *v = config_setting_get_string(s);
+
+		if (domain_normalise(v, strlen(v), norm, sizeof(norm)) < 0) {
+			fail_at(ld, s,
+				"relay_name \"%s\" is not a domain name; write the name this "
+				"relay's certificate carries, e.g. relay_name = "
+				"\"relay-a.dmz.example\";",
+				v);
+			return -EINVAL;
+		}
+		if (dup_str(norm, &c->relay_name) < 0)
+			return -ENOMEM;
+	}
+	for (size_t i = 0; i < c->npeers; i++) {
+		const struct cfg_peer *p = &c->peers[i];
+
+		if (!p->trunk || (p->identity != NULL && c->relay_name != NULL))
+			continue;
+		if (warn_line(ld, p->line,
+			      "trunk peer \"%s\" gets one stream per domain pair: a single "
+			      "multiplexed link needs its identity = \"...\"; and relay_name",
+			      p->name) < 0)
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+int config_peer_is_link(const struct config *c, int peer)
+{
+	return c->relay_name != NULL && c->peers[peer].trunk && c->peers[peer].identity != NULL;
+}
+
+int config_trunk_peer(const struct config *c, const char *name)
+{
+	for (size_t i = 0; i < c->npeers; i++)
+		if (config_peer_is_link(c, (int)i) && strcmp(c->peers[i].identity, name) == 0)
+			return (int)i;
+	return -1;
 }
 
 static int load_routes(struct loader *ld, const config_setting_t *root)
@@ -1171,6 +1244,7 @@ static void config_free(struct config *c)
 	if (!c)
 		return;
 	free(c->path);
+	free(c->relay_name);
 	free(c->warnings);
 	for (size_t i = 0; i < c->nlisten; i++)
 		free(c->listen[i].address);
@@ -1193,6 +1267,7 @@ static void config_free(struct config *c)
 		for (size_t j = 0; j < c->peers[i].naddrs; j++)
 			free(c->peers[i].addrs[j].host);
 		free(c->peers[i].addrs);
+		route_table_free(c->peers[i].authorize);
 		free(c->peers[i].ca_file);
 		free(c->peers[i].identity);
 		free(c->peers[i].pins);
@@ -1262,7 +1337,7 @@ int config_load(const char *path, struct config **out, char *err, size_t errlen)
 	    (r = policy_set_load(root, path, ld.c->npeers, &ld.c->policies, err, errlen)) < 0)
 		goto fail;
 
-	if ((r = check_self_routes(&ld)) < 0)
+	if ((r = check_self_routes(&ld)) < 0 || (r = load_relay_name(&ld, root)) < 0)
 		goto fail;
 	wipe_inline_secret(&ld.cf);
 	config_destroy(&ld.cf);

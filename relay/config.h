@@ -43,6 +43,10 @@ struct cfg_peer {
 	struct cfg_addr *addrs; /* owned array, naddrs >= 1, sorted by priority */
 	size_t naddrs;
 	int trunk; /* the peer is another xtrunkd: hop counts travel on its streams */
+	/* owned or NULL: domain patterns the trunk peer may send from (the
+	 * pairs it asks for are answered from here); NULL: the domains whose
+	 * route leads to the peer */
+	struct route_table *authorize;
 	enum cfg_tls tls;
 	char *ca_file; /* owned or NULL: verify the next hop's chain against it */
 	char
@@ -59,7 +63,8 @@ struct config {
 	char *path;		   /* owned */
 	struct cfg_listen *listen; /* owned array */
 	size_t nlisten;
-	char *dialback_secret;	     /* owned; from dialback_secret or dialback_secret_file */
+	char *dialback_secret; /* owned; from dialback_secret or dialback_secret_file */
+	char *relay_name; /* owned or NULL: this relay's own name on trunk links (normalised) */
 	char *tls_certificate;	     /* owned, PEM path: presented on inbound streams */
 	char *tls_key;		     /* owned, PEM path */
 	enum cfg_tls tls_inbound;    /* required (default) or optional for inbound streams */
@@ -111,5 +116,10 @@ struct config *config_ref(struct config *c);
 void config_unref(struct config *c);
 /* Index of the peer named name, or -1. */
 int config_peer_index(const struct config *c, const char *name);
+/* A peer that gets one multiplexed trunk link (XEP-0288) rather than a
+ * stream per domain pair: trunk = true, its identity set, and relay_name. */
+int config_peer_is_link(const struct config *c, int peer);
+/* Index of the trunk peer whose identity is name (normalised), or -1. */
+int config_trunk_peer(const struct config *c, const char *name);
 
 #endif

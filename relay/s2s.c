@@ -64,6 +64,8 @@
 #define NS_STANZAS "urn:ietf:params:xml:ns:xmpp-stanzas"
 #define NS_DB_FEATURE "urn:xmpp:features:dialback"
 #define NS_XTRUNK "urn:xtrunk:0" /* hop counts between xtrunkd peers */
+#define NS_BIDI "urn:xmpp:bidi"	 /* XEP-0288: the request */
+#define NS_BIDI_FEATURE "urn:xmpp:features:bidi"
 #define NS_SASL "urn:ietf:params:xml:ns:xmpp-sasl"
 #define MAX_PENDING_DB 64 /* dialback requests in flight per stream */
 #define MAX_PAIRS 1024	  /* authorised pairs per inbound stream */
@@ -96,6 +98,16 @@ struct qitem {
 	char *bytes;	 /* points into this allocation */
 	/* for the bounce, pointing into this allocation or NULL */
 	char *name, *to, *from, *type, *id;
+	/* the domain pair, pointing into this allocation (trunk links queue
+	 * every pair on one stream) */
+	char *from_dom, *to_dom;
+};
+
+/* A domain pair we asked a trunk peer to accept on a trunk link. */
+enum tpair_state { TP_ASKED = 1, TP_OK, TP_REFUSED };
+struct tpair {
+	char *from, *to; /* owned (one allocation, from first) */
+	enum tpair_state state;
 };
 
 /* A db:verify we sent (or will send) on behalf of an inbound stream. */
@@ -129,6 +141,13 @@ struct stream {
 	char local[DOMAIN_MAX + 1];  /* in: header 'to'; out: our 'from' */
 	char remote[DOMAIN_MAX + 1]; /* in: header 'from' (may be empty); out: 'to' */
 	uint64_t active_at;	     /* net_now_ms() of the last stanza (idle, keepalive) */
+	/* Trunk link (XEP-0288) with a trunk peer: one stream carries every
+	 * domain pair; with bidi, in both directions. */
+	int trunk;	      /* this stream is the link to/from trunk peer `peer` */
+	int bidi;	      /* bidi negotiated: it sends and receives */
+	int bidi_asked;	      /* inbound: the peer sent <bidi/> before authenticating */
+	struct tpair *tpairs; /* owned array: pairs we send, and their state */
+	size_t ntpairs, tpcap;
 	/* inbound */
 	struct authz *authz; /* owned: pairs authenticated on this stream */
 	unsigned hop_hint;   /* hops announced for the next stanza by a trunk peer */
@@ -223,6 +242,10 @@ static void in_verify_answer(unsigned in_serial, const char *from, const char *t
 			     const char *condition);
 static void forward(int peer, const char *from_dom, const char *to_dom, const char *bytes,
 		    size_t len, const struct bounce_in *b);
+/* used by outbound trunk links with bidi, which also receive */
+static void trunk_on_result(struct stream *s, const struct xs_stanza *st);
+static void in_on_hop(struct stream *s, const struct xs_stanza *st);
+static void in_on_xmpp(struct stream *s, const struct xs_stanza *st);
 
 /* ---- small helpers ---- */
 
@@ -465,22 +488,24 @@ static int peer_policy(const struct runtime *rt, int peer, struct ident_policy *
 static int in_cert_ok(struct stream *s, const char *domain, char *why, size_t whylen)
 {
 	const struct route *r = route_lookup(s->cfg->routes, domain);
+	int peer = config_trunk_peer(s->cfg, domain); /* a trunk peer's own name */
 	struct ident_policy pol;
 	int res;
 
-	if (r == NULL) {
+	if (peer < 0 && r == NULL) {
 		snprintf(why, whylen, "no route for the domain");
 		return 0;
 	}
-	if (peer_policy(s->rt, r->peer, &pol) < 0) {
+	if (peer < 0)
+		peer = r->peer;
+	if (peer_policy(s->rt, peer, &pol) < 0) {
 		snprintf(why, whylen, "no trust anchors or pins for peer %s",
-			 s->cfg->peers[r->peer].name);
+			 s->cfg->peers[peer].name);
 		return 0;
 	}
 	why[0] = '\0';
 	res = net_tls_check(
-	    s->conn,
-	    s->cfg->peers[r->peer].identity != NULL ? s->cfg->peers[r->peer].identity : domain,
+	    s->conn, s->cfg->peers[peer].identity != NULL ? s->cfg->peers[peer].identity : domain,
 	    &pol, why, whylen);
 	if (res != IDENT_OK) {
 		/* a stable code first (for logs and tests), then the detail */
@@ -554,6 +579,9 @@ static void stream_free(struct stream *s)
 	struct vreq *v;
 
 	authz_free(s->authz);
+	for (size_t i = 0; i < s->ntpairs; i++)
+		free(s->tpairs[i].from);
+	free(s->tpairs);
 	while ((q = s->qhead) != NULL) {
 		s->qhead = q->next;
 		free(q);
@@ -657,10 +685,16 @@ static void write_hops(struct stream *s, unsigned hops)
 		swritef(s, "<hop xmlns='" NS_XTRUNK "' n='%u'/>", hops);
 }
 
+static void trunk_pump(struct stream *s);
+
 static void out_flush(struct stream *s)
 {
 	struct qitem *q;
 
+	if (s->trunk) {
+		trunk_pump(s);
+		return;
+	}
 	while ((q = s->qhead) != NULL && s->state == ST_ESTABLISHED) {
 		s->qhead = q->next;
 		write_hops(s, q->hops);
@@ -881,9 +915,21 @@ static void out_on_features(struct stream *s, const struct xs_stanza *st)
 		out_fail(s, "remote-server-timeout", "next hop does not offer STARTTLS");
 		return;
 	}
+	if (s->trunk && !s->bidi && has_child(st, 2, "bidi", NS_BIDI_FEATURE)) {
+		/* XEP-0288: before authentication */
+		swrites(s, "<bidi xmlns='" NS_BIDI "'/>");
+		s->bidi = 1;
+	}
 	if (s->tls && !s->sasl_tried && net_tls_presented(s->conn) != NULL &&
 	    has_child_text(st, 3, "mechanism", NS_SASL, "EXTERNAL")) {
 		out_send_auth(s);
+		return;
+	}
+	if (s->trunk) {
+		out_fail(s, "remote-server-timeout",
+			 net_tls_presented(s->conn) == NULL
+			     ? "trunk link: the relay has no certificate for relay_name"
+			     : "trunk link: the peer does not offer SASL EXTERNAL");
 		return;
 	}
 	if (p->auth == CFG_AUTH_CERTIFICATE) {
@@ -901,6 +947,10 @@ static void out_on_db(struct stream *s, const struct xs_stanza *st)
 	char from[DOMAIN_MAX + 1], to[DOMAIN_MAX + 1];
 	struct vreq **vp, *v;
 
+	if (s->trunk && s->state == ST_ESTABLISHED && strcmp(st->name, "result") == 0) {
+		trunk_on_result(s, st);
+		return;
+	}
 	if (norm(st->from, from) < 0 || norm(st->to, to) < 0) {
 		stream_error(s, "improper-addressing", NULL);
 		return;
@@ -987,6 +1037,20 @@ static void out_on_stanza(struct stream *s, const struct xs_stanza *st)
 		/* XEP-0178: fall back to dialback on the same stream */
 		out_open(s);
 		return;
+	}
+	/* With bidi the trunk peer sends on our stream as on its own. */
+	if (s->trunk && s->bidi && s->state == ST_ESTABLISHED) {
+		if (strcmp(st->ns, NS_XTRUNK) == 0 && strcmp(st->name, "hop") == 0) {
+			in_on_hop(s, st);
+			return;
+		}
+		if (strcmp(st->ns, XS_NS_SERVER) == 0 &&
+		    (strcmp(st->name, "message") == 0 || strcmp(st->name, "presence") == 0 ||
+		     strcmp(st->name, "iq") == 0)) {
+			in_on_xmpp(s, st);
+			s->hop_hint = 0;
+			return;
+		}
 	}
 	/* Without bidi the next hop has no business sending stanzas here. */
 	stream_error(s, "unsupported-stanza-type", NULL);
@@ -1110,17 +1174,336 @@ fail:
 	return NULL;
 }
 
+/* ---- trunk links (XEP-0288 between xtrunkd peers) ----
+ *
+ * With a peer that is another xtrunkd (peers.[].trunk, its identity and our
+ * relay_name set), one stream carries every domain pair, both ways:
+ *   outbound: header relay_name -> identity, STARTTLS, <bidi/> when offered,
+ *             SASL EXTERNAL (certificates only), restart: the link is up.
+ *   inbound:  header identity -> relay_name, the same, mirrored; <bidi/>
+ *             makes the inbound stream our link too.
+ * A pair is announced with db:result before its first stanza (dialback
+ * multiplexing, XEP-0220 2.5) and answered at once from the config of the
+ * side that receives it (peers.[].authorize, else the routes: the sender
+ * must lie behind the peer), not by dialing back. Stanzas wait per pair
+ * until the answer; a refused pair is bounced. */
+
+static struct tpair *tpair_find(struct stream *s, const char *from, const char *to)
+{
+	for (size_t i = 0; i < s->ntpairs; i++)
+		if (strcmp(s->tpairs[i].from, from) == 0 && strcmp(s->tpairs[i].to, to) == 0)
+			return &s->tpairs[i];
+	return NULL;
+}
+
+static struct tpair *tpair_add(struct stream *s, const char *from, const char *to)
+{
+	size_t lf = strlen(from) + 1, lt = strlen(to) + 1;
+	struct tpair *tp;
+
+	if (s->ntpairs >= MAX_PAIRS)
+		return NULL;
+	if (s->ntpairs == s->tpcap) {
+		size_t cap = s->tpcap ? 2 * s->tpcap : 8;
+		struct tpair *a = realloc(s->tpairs, cap * sizeof(*a));
+
+		if (a == NULL)
+			return NULL;
+		s->tpairs = a;
+		s->tpcap = cap;
+	}
+	tp = &s->tpairs[s->ntpairs];
+	tp->from = malloc(lf + lt);
+	if (tp->from == NULL)
+		return NULL;
+	memcpy(tp->from, from, lf);
+	tp->to = tp->from + lf;
+	memcpy(tp->to, to, lt);
+	tp->state = TP_ASKED;
+	s->ntpairs++;
+	return tp;
+}
+
+/* s may carry stanzas toward its trunk peer now. */
+static int trunk_ready(const struct stream *s)
+{
+	if (!s->trunk || s->state == ST_CLOSING)
+		return 0;
+	return s->dir == DIR_OUT ? s->state == ST_ESTABLISHED : s->bidi && s->sasl_done;
+}
+
+/* The link to trunk peer `peer` of g.rt: a ready one, else one coming up. */
+static struct stream *trunk_link(int peer)
+{
+	struct stream *s, *coming = NULL;
+
+	for (s = g.streams; s != NULL; s = s->next) {
+		if (!s->trunk || s->peer != peer || s->rt != g.rt || s->state == ST_CLOSING ||
+		    s->superseded || (s->dir == DIR_IN && !s->bidi))
+			continue;
+		if (trunk_ready(s))
+			return s;
+		if (s->dir == DIR_OUT && coming == NULL)
+			coming = s;
+	}
+	return coming;
+}
+
+/* Announce the pair (from -> to) with db:result; the peer answers. */
+static int trunk_ask(struct stream *s, const char *from, const char *to)
+{
+	char key[DB_KEY_LEN + 1], f[DOMAIN_MAX * 6 + 1], t[DOMAIN_MAX * 6 + 1];
+
+	if (tpair_add(s, from, to) == NULL)
+		return -ENOMEM;
+	/* The peer answers from its config; a real key still lets it dial
+	 * back instead, should it want to. */
+	if (db_key(s->cfg->dialback_secret, to, from, s->id, key) < 0)
+		snprintf(key, sizeof(key), "%s", "0");
+	swritef(s, "<db:result from='%s' to='%s'>%s</db:result>", esc(f, sizeof(f), from),
+		esc(t, sizeof(t), to), key);
+	slog(s, "event=trunk-pair-asked from=%s to=%s", from, to);
+	return 0;
+}
+
+/* Write what waits for pairs the peer accepted, ask for pairs not asked
+ * yet, bounce what waits for pairs it refused. */
+static void trunk_pump(struct stream *s)
+{
+	struct qitem **qp = &s->qhead, *q, *refused = NULL, **rtail = &refused;
+
+	if (!trunk_ready(s))
+		return;
+	while ((q = *qp) != NULL) {
+		struct tpair *tp = tpair_find(s, q->from_dom, q->to_dom);
+
+		if (tp == NULL && trunk_ask(s, q->from_dom, q->to_dom) == 0)
+			tp = tpair_find(s, q->from_dom, q->to_dom);
+		if (tp != NULL && tp->state == TP_ASKED) {
+			qp = &q->next;
+			continue;
+		}
+		*qp = q->next;
+		s->qcount--;
+		s->qbytes -= q->len;
+		if (tp != NULL && tp->state == TP_OK) {
+			write_hops(s, q->hops);
+			swrite(s, q->bytes, q->len);
+			count_sent(s, q->t_read);
+			log_info("stream=%u event=forward kind=%s from=%s to=%s peer=%s queued=1",
+				 s->serial, q->name, q->from_dom, q->to_dom,
+				 s->cfg->peers[s->peer].name);
+			free(q);
+		} else {
+			q->next = NULL;
+			*rtail = q;
+			rtail = &q->next;
+		}
+	}
+	s->qtail = qp;
+	arm_idle(s);
+	/* after the walk: a bounce may queue onto this very stream */
+	while ((q = refused) != NULL) {
+		struct bounce_in b = {q->name, q->to, q->from, q->type, q->id};
+
+		refused = q->next;
+		bounce(&b, "remote-server-timeout",
+		       "xtrunk: the trunk peer refused the domain pair");
+		free(q);
+	}
+}
+
+static struct stream *out_new(int peer, unsigned addr, const char *from, const char *to);
+static int queue_add(struct stream *s, const char *from_dom, const char *to_dom, const char *bytes,
+		     size_t len, const struct bounce_in *b);
+
+static void trunk_forward(int peer, const char *from_dom, const char *to_dom, const char *bytes,
+			  size_t len, const struct bounce_in *b)
+{
+	const struct cfg_peer *p = &g.rt->cfg->peers[peer];
+	const char *kind = b != NULL ? b->name : "error";
+	struct stream *s = trunk_link(peer);
+	struct tpair *tp;
+
+	if (s == NULL) {
+		int addr = peer_pick_addr(peer);
+
+		if (addr < 0) {
+			char text[128];
+
+			snprintf(text, sizeof(text),
+				 "xtrunk: next hop %.40s unreachable; next attempt in %u s",
+				 p->name, peer_backoff_left(peer));
+			if (b != NULL)
+				bounce(b, "remote-server-not-found", text);
+			return;
+		}
+		s = out_new(peer, (unsigned)addr, g.rt->cfg->relay_name, p->identity);
+		if (s == NULL || (s->authz = authz_new(MAX_PAIRS)) == NULL) {
+			log_err("event=drop reason=out-of-memory kind=%s from=%s to=%s", kind,
+				from_dom, to_dom);
+			if (s != NULL)
+				stream_close(s);
+			return;
+		}
+		s->trunk = 1;
+	}
+	tp = tpair_find(s, from_dom, to_dom);
+	if (tp != NULL && tp->state == TP_REFUSED) {
+		if (b != NULL)
+			bounce(b, "remote-server-timeout",
+			       "xtrunk: the trunk peer refused the domain pair");
+		return;
+	}
+	if (trunk_ready(s) && tp != NULL && tp->state == TP_OK &&
+	    net_write_queue_size(s->conn) + len <= s->cfg->queue_max_bytes) {
+		write_hops(s, g.hops);
+		swrite(s, bytes, len);
+		count_sent(s, b != NULL ? g.t_read : 0);
+		arm_idle(s);
+		log_info("stream=%u event=forward kind=%s from=%s to=%s peer=%s", s->serial, kind,
+			 from_dom, to_dom, p->name);
+		return;
+	}
+	if ((trunk_ready(s) && tp != NULL && tp->state == TP_OK) ||
+	    s->qcount >= s->cfg->queue_max_stanzas || s->qbytes + len > s->cfg->queue_max_bytes) {
+		slog(s, "event=queue-full kind=%s from=%s to=%s", kind, from_dom, to_dom);
+		if (b != NULL)
+			bounce(b, "resource-constraint", "xtrunk: queue toward next hop is full");
+		return;
+	}
+	if (queue_add(s, from_dom, to_dom, bytes, len, b) < 0)
+		return;
+	if (trunk_ready(s) && tp == NULL && trunk_ask(s, from_dom, to_dom) < 0) {
+		stream_error(s, "resource-constraint", "too many domain pairs on the trunk link");
+		return;
+	}
+}
+
+/* The trunk peer asks to send from -> to: answered from the config. */
+static void trunk_authorize(struct stream *s, const char *from, const char *to)
+{
+	const struct cfg_peer *p = &s->cfg->peers[s->peer];
+	const struct route *rf = route_lookup(s->cfg->routes, from);
+	const struct route *rt = route_lookup(s->cfg->routes, to);
+	char f[DOMAIN_MAX * 6 + 1], t[DOMAIN_MAX * 6 + 1];
+	const char *why = NULL;
+
+	if (p->authorize != NULL ? route_lookup(p->authorize, from) == NULL
+				 : rf == NULL || rf->peer != s->peer)
+		why = p->authorize != NULL ? "not-in-authorize" : "reverse-path";
+	else if (rt == NULL)
+		why = "no-route-for-target";
+	else if (rt->peer == s->peer)
+		why = "route-to-ingress";
+	else if (authz_add(s->authz, from, to) < 0)
+		why = "too-many-pairs";
+	esc(f, sizeof(f), from);
+	esc(t, sizeof(t), to);
+	if (why != NULL) {
+		slog(s, "event=trunk-pair-refused from=%s to=%s reason=%s", from, to, why);
+		stats_count(STATS_AUTH_FAILURES, "trunk-pair-refused", NULL);
+		swritef(s, "<db:result from='%s' to='%s' type='invalid'/>", t, f);
+		return;
+	}
+	slog(s, "event=dialback-valid from=%s to=%s auth=trunk", from, to);
+	swritef(s, "<db:result from='%s' to='%s' type='valid'/>", t, f);
+	arm_idle(s);
+}
+
+/* db:result on a trunk link: an answer to a pair we asked for, or a
+ * request for a pair the peer wants to send. */
+static void trunk_on_result(struct stream *s, const struct xs_stanza *st)
+{
+	char from[DOMAIN_MAX + 1], to[DOMAIN_MAX + 1];
+	struct tpair *tp;
+
+	if (norm(st->from, from) < 0 || norm(st->to, to) < 0) {
+		stream_error(s, "improper-addressing", "db:result needs from and to");
+		return;
+	}
+	if (st->type == NULL) {
+		trunk_authorize(s, from, to);
+		return;
+	}
+	tp = tpair_find(s, to, from); /* the answer swaps from and to */
+	if (tp == NULL || tp->state != TP_ASKED) {
+		slog(s, "event=dialback-unsolicited kind=result from=%s to=%s", from, to);
+		return;
+	}
+	tp->state = strcmp(st->type, "valid") == 0 ? TP_OK : TP_REFUSED;
+	slog(s, "event=trunk-pair from=%s to=%s result=%s", to, from,
+	     tp->state == TP_OK ? "valid" : "refused");
+	trunk_pump(s);
+}
+
+/* Append a copy of the stanza to s's queue (with what a bounce needs). 0,
+ * or -ENOMEM (logged; the stanza is dropped). */
+static int queue_add(struct stream *s, const char *from_dom, const char *to_dom, const char *bytes,
+		     size_t len, const struct bounce_in *b)
+{
+	const char *kind = b != NULL ? b->name : "error";
+	struct qitem *q;
+	size_t need;
+	char *p;
+
+	need = sizeof(*q) + len + 1 + strlen(from_dom) + strlen(to_dom) + 2;
+	if (b != NULL)
+		need += strlen(b->name) + strlen(b->to) + strlen(b->from) +
+			(b->type ? strlen(b->type) : 0) + (b->id ? strlen(b->id) : 0) + 5;
+	q = malloc(need);
+	if (q == NULL) {
+		log_err("event=drop reason=out-of-memory kind=%s", kind);
+		return -ENOMEM;
+	}
+	memset(q, 0, sizeof(*q));
+	p = (char *)(q + 1);
+	q->bytes = p;
+	memcpy(p, bytes, len);
+	p[len] = '\0';
+	p += len + 1;
+	q->len = len;
+	q->from_dom = p;
+	p = stpcpy(p, from_dom) + 1;
+	q->to_dom = p;
+	p = stpcpy(p, to_dom) + 1;
+	q->t_read = b != NULL ? g.t_read : 0;
+	q->hops = g.hops;
+	q->name = (char *)"error";
+	if (b != NULL) {
+#define QCOPY(f)                                                                                   \
+	if (b->f != NULL) {                                                                        \
+		q->f = p;                                                                          \
+		p = stpcpy(p, b->f) + 1;                                                           \
+	}
+		QCOPY(name) QCOPY(to) QCOPY(from) QCOPY(type) QCOPY(id)
+#undef QCOPY
+	} else {
+		q->type = (char *)"error"; /* never bounced */
+	}
+	*s->qtail = q;
+	s->qtail = &q->next;
+	s->qcount++;
+	s->qbytes += len;
+	s->want_auth = 1;
+	log_trace(LOG_TRACE_STANZA, "stream=%u event=queued kind=%s from=%s to=%s state=%s",
+		  s->serial, kind, from_dom, to_dom, state_names[s->state]);
+	return 0;
+}
+
 /* Queue or write one stanza toward peer for (from_dom -> to_dom). b describes
  * the stanza for a bounce; NULL for our own error stanzas (never bounced). */
 static void forward(int peer, const char *from_dom, const char *to_dom, const char *bytes,
 		    size_t len, const struct bounce_in *b)
 {
 	const char *kind = b != NULL ? b->name : "error";
-	struct stream *s = out_find(peer, from_dom, to_dom); /* one search per stanza */
-	struct qitem *q;
-	size_t need;
-	char *p;
+	struct stream *s;
 
+	if (config_peer_is_link(g.rt->cfg, peer)) {
+		trunk_forward(peer, from_dom, to_dom, bytes, len, b);
+		return;
+	}
+	s = out_find(peer, from_dom, to_dom); /* one search per stanza */
 	if (s == NULL) {
 		unsigned wait = peer_backoff_left(peer);
 
@@ -1186,43 +1569,8 @@ static void forward(int peer, const char *from_dom, const char *to_dom, const ch
 				 from_dom, to_dom);
 		return;
 	}
-	need = sizeof(*q) + len + 1;
-	if (b != NULL)
-		need += strlen(b->name) + strlen(b->to) + strlen(b->from) +
-			(b->type ? strlen(b->type) : 0) + (b->id ? strlen(b->id) : 0) + 5;
-	q = malloc(need);
-	if (q == NULL) {
-		log_err("event=drop reason=out-of-memory kind=%s", kind);
+	if (queue_add(s, from_dom, to_dom, bytes, len, b) < 0)
 		return;
-	}
-	memset(q, 0, sizeof(*q));
-	p = (char *)(q + 1);
-	q->bytes = p;
-	memcpy(p, bytes, len);
-	p[len] = '\0';
-	p += len + 1;
-	q->len = len;
-	q->t_read = b != NULL ? g.t_read : 0;
-	q->hops = g.hops;
-	q->name = (char *)"error";
-	if (b != NULL) {
-#define QCOPY(f)                                                                                   \
-	if (b->f != NULL) {                                                                        \
-		q->f = p;                                                                          \
-		p = stpcpy(p, b->f) + 1;                                                           \
-	}
-		QCOPY(name) QCOPY(to) QCOPY(from) QCOPY(type) QCOPY(id)
-#undef QCOPY
-	} else {
-		q->type = (char *)"error"; /* never bounced */
-	}
-	*s->qtail = q;
-	s->qtail = &q->next;
-	s->qcount++;
-	s->qbytes += len;
-	s->want_auth = 1;
-	log_trace(LOG_TRACE_STANZA, "stream=%u event=queued kind=%s from=%s to=%s state=%s",
-		  s->serial, kind, from_dom, to_dom, state_names[s->state]);
 	if (s->state == ST_OPEN)
 		out_send_result(s);
 }
@@ -1249,9 +1597,24 @@ static void in_send_features(struct stream *s)
 		else
 			slog(s, "event=sasl-not-offered from=%s reason=\"%s\"", s->remote, why);
 	}
+	if (s->cfg->relay_name != NULL && strcmp(s->local, s->cfg->relay_name) == 0 &&
+	    config_trunk_peer(s->cfg, s->remote) >= 0)
+		swrites(s, "<bidi xmlns='" NS_BIDI_FEATURE "'/>");
 	if (!offer_tls || s->cfg->tls_inbound != CFG_TLS_REQUIRED)
 		swrites(s, "<dialback xmlns='" NS_DB_FEATURE "'><errors/></dialback>");
 	swrites(s, "</stream:features>");
+}
+
+/* The header is addressed to our relay_name by a trunk peer's identity. */
+static int in_trunk_header(struct stream *s, const char *to)
+{
+	char norm_to[DOMAIN_MAX + 1];
+
+	if (s->cfg->relay_name == NULL || to == NULL || norm(to, norm_to) < 0 ||
+	    strcmp(norm_to, s->cfg->relay_name) != 0 || config_trunk_peer(s->cfg, s->remote) < 0)
+		return 0;
+	snprintf(s->local, sizeof(s->local), "%s", s->cfg->relay_name);
+	return 1;
 }
 
 static void in_on_header(struct stream *s, const struct xs_header *h)
@@ -1263,6 +1626,8 @@ static void in_on_header(struct stream *s, const struct xs_header *h)
 	if (h->from != NULL && norm(h->from, s->remote) < 0)
 		s->remote[0] = '\0';
 	cond = authz_header(s->cfg->routes, h->to, h->version, s->local);
+	if (cond != NULL && strcmp(cond, "host-unknown") == 0 && in_trunk_header(s, h->to))
+		cond = NULL; /* a trunk peer opening its link to relay_name */
 	if (cond != NULL) {
 		if (strcmp(cond, "host-unknown") == 0)
 			snprintf(s->local, sizeof(s->local), "%s", "xtrunk.invalid");
@@ -1294,6 +1659,10 @@ static void in_on_db_result(struct stream *s, const struct xs_stanza *st)
 
 	if (in_tls_missing(s))
 		return;
+	if (s->trunk) {
+		trunk_on_result(s, st);
+		return;
+	}
 	if (st->type != NULL) {
 		/* an answer nobody asked for (we never send db:result on an
 		 * inbound stream): it authenticates nothing; drop it */
@@ -1647,6 +2016,15 @@ static void in_on_sasl_auth(struct stream *s, const struct xs_stanza *st)
 	}
 	slog(s, "event=sasl-success from=%s to=%s auth=certificate", s->remote, s->local);
 	swrites(s, "<success xmlns='" NS_SASL "'/>");
+	if (s->cfg->relay_name != NULL && strcmp(s->local, s->cfg->relay_name) == 0 &&
+	    (s->peer = config_trunk_peer(s->cfg, s->remote)) >= 0) {
+		s->trunk = 1;
+		s->bidi = s->bidi_asked;
+		slog(s, "event=trunk-up peer=%s bidi=%s", s->cfg->peers[s->peer].name,
+		     s->bidi ? "yes" : "no");
+	} else {
+		s->peer = 0;
+	}
 	s->sasl_done = 1;
 	s->sasl_restart = 1;
 	xs_stop(s->xs);
@@ -1716,6 +2094,12 @@ static void in_on_stanza(struct stream *s, const struct xs_stanza *st)
 	}
 	if (strcmp(st->ns, NS_XTRUNK) == 0 && strcmp(st->name, "hop") == 0) {
 		in_on_hop(s, st);
+		return;
+	}
+	if (strcmp(st->ns, NS_BIDI) == 0 && strcmp(st->name, "bidi") == 0) {
+		/* XEP-0288; honoured only if the stream authenticates as a
+		 * trunk peer (we offer it to no one else) */
+		s->bidi_asked = 1;
 		return;
 	}
 	stream_error(s, "unsupported-stanza-type", NULL);
@@ -1883,7 +2267,7 @@ static void on_error(void *ctx, int status)
 {
 	struct stream *s = ctx;
 
-	if (s->dir == DIR_OUT) {
+	if (s->dir == DIR_OUT || s->qcount > 0) { /* or an inbound trunk link that queued */
 		out_fail(s, "remote-server-timeout", "connection to next hop lost");
 		return;
 	}
@@ -1930,6 +2314,7 @@ void s2s_accept(void *uv_server, int direct)
 		return;
 	s->dir = DIR_IN;
 	s->state = ST_HEADER;
+	s->qtail = &s->qhead; /* a trunk link with bidi queues like an outbound one */
 	s->rt = runtime_ref(g.rt);
 	s->cfg = s->rt->cfg;
 	s->xs = xs_new(&stream_xs_cb, s, &g.limits);
@@ -2110,7 +2495,7 @@ void s2s_shutdown(void)
 	 * counted. New streams go to the head of the list, so this pass does
 	 * not visit them. */
 	for (s = g.streams; s != NULL; s = s->next)
-		if (s->dir == DIR_OUT && s->state != ST_CLOSING && s->qcount > 0)
+		if (s->state != ST_CLOSING && s->qcount > 0)
 			out_fail(s, "remote-server-timeout", "the relay is shutting down");
 	for (s = g.streams; s != NULL; s = s->next) {
 		if (s->dir == DIR_OUT && s->qcount > 0)

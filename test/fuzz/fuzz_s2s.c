@@ -44,6 +44,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static const char conf[] =
     "listen = ( { address = \"127.0.0.1\"; port = 5269; } );\n"
+    "relay_name = \"relay.example\";\n"
     "dialback_secret = \"0123456789abcdef0123456789abcdef\";\n"
     "tls = { certificate = \"@DIR@/relay.pem\"; key = \"@DIR@/relay.key\";\n"
     "        inbound = \"optional\"; trust = \"@DIR@/ca.pem\"; };\n"
@@ -55,11 +56,14 @@ static const char conf[] =
     "          { name = \"leaf-b\"; tls = \"required\"; trunk = true;\n"
     "            addresses = ( { host = \"10.0.0.2\"; priority = 1; },\n"
     "                          { host = \"10.0.0.4\"; priority = 2; } ); },\n"
+    "          { name = \"relay-d\"; host = \"10.0.0.5\"; trunk = true;\n"
+    "            identity = \"relay-d.example\"; },\n"
     "          { name = \"leaf-c\"; host = \"10.0.0.3\"; tls = \"optional\";\n"
     "            auth = \"certificate\"; } );\n"
     "routes = ( { domain = \"*.a.example\"; peer = \"leaf-a\"; },\n"
     "           { domain = \"*.b.example\"; peer = \"leaf-b\"; },\n"
-    "           { domain = \"c.example\"; peer = \"leaf-c\"; } );\n";
+    "           { domain = \"c.example\"; peer = \"leaf-c\"; },\n"
+    "           { domain = \"*.d.example\"; peer = \"relay-d\"; } );\n";
 
 #define HDR(from, to)                                                                              \
 	"<?xml version='1.0'?><stream:stream xmlns='jabber:server' "                               \
@@ -98,6 +102,17 @@ static const char *const canned[] = {
     "<hop xmlns='urn:xtrunk:0' n='3'/>",
     "<hop xmlns='urn:xtrunk:0' n='8'/>",
     "<message from='alice@a.example' to='bob@other.a.example' id='m5'/>",
+    HDR("relay-d.example", "relay.example"),
+    "<bidi xmlns='urn:xmpp:bidi'/>",
+    "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='EXTERNAL'>"
+    "cmVsYXktZC5leGFtcGxl</auth>",
+    "<stream:features><bidi xmlns='urn:xmpp:features:bidi'/><mechanisms "
+    "xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><mechanism>EXTERNAL</mechanism></mechanisms>"
+    "</stream:features>",
+    "<db:result from='x.d.example' to='a.example'>k</db:result>",
+    "<db:result from='a.example' to='x.d.example' type='valid'/>",
+    "<message from='bob@x.d.example' to='alice@a.example' id='m6'/>",
+    "<message from='alice@a.example' to='bob@x.d.example' id='m7'/>",
 };
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)

@@ -320,8 +320,9 @@ START_TEST(test_key_table)
 	/* 40 + control.socket, metrics.address/port/public and two groups, 47
 	 * of policy/ (peers, routes, security_labels, policies, audit), and 8
 	 * of trunk links (limits.keepalive/failback/max_hops, peers.[].trunk,
-	 * peers.[].addresses and its host/port/priority) */
-	ck_assert_uint_eq(n, 101);
+	 * peers.[].addresses and its host/port/priority), relay_name and
+	 * peers.[].authorize */
+	ck_assert_uint_eq(n, 103);
 }
 END_TEST
 
@@ -355,7 +356,10 @@ START_TEST(test_addresses)
 	ck_assert_uint_eq(c->peers[1].naddrs, 1);
 	ck_assert(!c->peers[1].trunk);
 	ck_assert_str_eq(c->peers[1].addrs[0].host, "10.0.0.1");
-	ck_assert_ptr_null(c->warnings);
+	/* a trunk peer without identity and relay_name: no single link */
+	ck_assert_ptr_nonnull(c->warnings);
+	ck_assert_ptr_nonnull(strstr(c->warnings, "one stream per domain pair"));
+	ck_assert(!config_peer_is_link(c, 0));
 	config_unref(c);
 
 	ck_assert_int_eq(load_text(HEAD, &c, err, sizeof(err)), 0);

@@ -186,7 +186,7 @@ static void out_accept(struct net_conn *o, const char *me)
 static void in_dialback(struct net_conn *c, const char *from, const char *to)
 {
 	struct net_conn *o;
-	char id[64], key[256];
+	char id[512], key[512];
 
 	sendf(c, "<db:result from='%s' to='%s'>%s</db:result>", from, to, "k3y");
 	ck_assert_uint_eq(out_to("10.0.0.1", &o), 1);
@@ -637,6 +637,192 @@ START_TEST(test_keepalive_then_idle)
 }
 END_TEST
 
+/* ---- trunk links between relays (XEP-0288, pairs answered from config) */
+
+static const char conf_link[] =
+    "listen = ( { address = \"127.0.0.1\"; port = 5269; } );\n"
+    "relay_name = \"relay.example\";\n"
+    "dialback_secret = \"0123456789abcdef0123456789abcdef\";\n"
+    "tls = { certificate = \"@DIR@/relay.pem\"; key = \"@DIR@/relay.key\";\n"
+    "        trust = \"@DIR@/ca.pem\"; };\n"
+    "limits = { connect_timeout = 2; handshake_timeout = 5; };\n"
+    "peers = ( { name = \"leaf-a\"; host = \"10.0.0.1\"; tls = \"optional\"; },\n"
+    "          { name = \"relay-b\"; host = \"10.0.0.9\"; trunk = true;\n"
+    "            identity = \"relay-b.example\"; } );\n"
+    "routes = ( { domain = \"*.a.example\"; peer = \"leaf-a\"; },\n"
+    "           { domain = \"*.b.example\"; peer = \"relay-b\"; } );\n";
+
+#define SASL_FEATURES                                                                              \
+	"<stream:features><bidi xmlns='urn:xmpp:features:bidi'/><mechanisms "                      \
+	"xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><mechanism>EXTERNAL</mechanism></mechanisms>"    \
+	"</stream:features>"
+
+static void setup_link(void)
+{
+	char err[512] = "";
+
+	log_init(1, 0);
+	if (getenv("SCEN_LOG") == NULL)
+		log_set_level("warning");
+	ck_assert_msg(scen_setup(conf_link, err, sizeof(err)) == 0, "%s", err);
+}
+
+/* Play relay-b accepting the relay's outbound trunk link on o, up to the
+ * point where the link is up. */
+static void link_accept(struct net_conn *o)
+{
+	fakenet_connected(o, 0);
+	ck_assert_str_eq(attr(o, "stream:stream", "from"), "relay.example");
+	ck_assert_str_eq(attr(o, "stream:stream", "to"), "relay-b.example");
+	fakenet_take(o, (size_t)-1);
+	sendf(o, HDR_FMT, "relay-b.example", "relay.example", " id='rb1'");
+	send_str(o, "<stream:features><starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'>"
+		    "<required/></starttls></stream:features>");
+	expect(o, "<starttls");
+	send_str(o, "<proceed xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>");
+	ck_assert_int_eq(fakenet_tls_pending(o), 2);
+	fakenet_set_peer_cert(o, 1, 0 /* IDENT_OK */);
+	fakenet_tls_done(o, 0);
+	expect(o, "<stream:stream");
+	sendf(o, HDR_FMT, "relay-b.example", "relay.example", " id='rb2'");
+	send_str(o, SASL_FEATURES);
+	ck_assert_msg(has(o, "<bidi xmlns='urn:xmpp:bidi'/>"), "no bidi request");
+	/* base64("relay.example") */
+	expect(o, "mechanism='EXTERNAL'>cmVsYXkuZXhhbXBsZQ==</auth>");
+	send_str(o, "<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>");
+	expect(o, "<stream:stream");
+	sendf(o, HDR_FMT, "relay-b.example", "relay.example", " id='rb3'");
+	send_str(o, "<stream:features/>");
+}
+
+/* The link asks for the pair; relay-b accepts it. */
+static void link_pair_ok(struct net_conn *o, const char *from, const char *to)
+{
+	char want[256];
+
+	snprintf(want, sizeof(want), "<db:result from='%s' to='%s'>", from, to);
+	ck_assert_msg(has(o, want), "pair %s -> %s not asked", from, to);
+	sendf(o, "<db:result from='%s' to='%s' type='valid'/>", to, from);
+}
+
+/* Two domain pairs over one connection to relay-b, each announced once. */
+START_TEST(test_link_multiplexes_pairs)
+{
+	struct net_conn *c = in_open("a.example", "x.b.example"), *o;
+
+	in_dialback(c, "a.example", "x.b.example");
+	send_str(c, msg1);
+	ck_assert_uint_eq(out_to("10.0.0.9", &o), 1);
+	link_accept(o);
+	link_pair_ok(o, "a.example", "x.b.example");
+	expect(o, "<hop xmlns='urn:xtrunk:0' n='1'/>"
+		  "<message from='alice@a.example/r'");
+	/* a second stanza of the pair goes straight through */
+	send_str(c, "<message from='alice@a.example/r' to='bob@x.b.example' id='p2'/>");
+	ck_assert(!has(o, "<db:result"));
+	expect(o, "id='p2'");
+	/* a second pair: announced on the same link */
+	c = in_open("a.example", "y.b.example");
+	{
+		struct net_conn *v;
+		char id[512];
+
+		sendf(c, "<db:result from='a.example' to='y.b.example'>k3y</db:result>");
+		ck_assert_uint_eq(out_to("10.0.0.1", &v), 2); /* verify stream y -> a */
+		out_accept(v, "a.example");
+		snprintf(id, sizeof(id), "%s", attr(v, "db:verify", "id"));
+		sendf(v, "<db:verify from='a.example' to='y.b.example' id='%s' type='valid'/>", id);
+		expect(c, "type='valid'");
+	}
+	send_str(c, "<message from='alice@a.example/r' to='bob@y.b.example' id='p3'/>");
+	link_pair_ok(o, "a.example", "y.b.example");
+	expect(o, "id='p3'");
+	ck_assert_uint_eq(out_to("10.0.0.9", &o), 1);
+}
+END_TEST
+
+/* relay-b sends over the relay's own link (bidi); pairs it asks for are
+ * answered from the routes: the sender must lie behind relay-b. */
+START_TEST(test_link_bidi_receive)
+{
+	struct net_conn *c = in_open("a.example", "x.b.example"), *o, *l;
+
+	in_dialback(c, "a.example", "x.b.example");
+	send_str(c, msg1);
+	out_to("10.0.0.9", &o);
+	link_accept(o);
+	link_pair_ok(o, "a.example", "x.b.example");
+	fakenet_take(o, (size_t)-1);
+	send_str(o, "<db:result from='z.b.example' to='a.example'>any</db:result>");
+	expect(o, "<db:result from='a.example' to='z.b.example' type='valid'/>");
+	send_str(o, "<db:result from='evil.example' to='a.example'>any</db:result>");
+	expect(o, "<db:result from='a.example' to='evil.example' type='invalid'/>");
+	send_str(o, "<hop xmlns='urn:xtrunk:0' n='1'/><message from='zed@z.b.example/r' "
+		    "to='alice@a.example' id='back1'><body>hi a</body></message>");
+	/* toward leaf-a: a stream per pair, no hop element */
+	ck_assert_uint_eq(out_to("10.0.0.1", &l), 2);
+	out_accept(l, "a.example");
+	out_dialback(l, "z.b.example", "a.example");
+	expect(l, "<message from='zed@z.b.example/r' to='alice@a.example' id='back1'>");
+	ck_assert(!has(l, "urn:xtrunk:0"));
+	/* a pair it was not granted is a stream error */
+	send_str(o, "<message from='mallory@evil.example' to='alice@a.example' id='back2'/>");
+	expect(o, "<invalid-from xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>");
+}
+END_TEST
+
+/* relay-b opens the link: the relay takes it as its own link to relay-b
+ * (bidi), no connection of its own. */
+START_TEST(test_link_inbound_bidi)
+{
+	struct net_conn *c, *t, *o;
+
+	s2s_accept(NULL, 0);
+	t = fakenet_last();
+	sendf(t, HDR_FMT, "relay-b.example", "relay.example", "");
+	expect(t, "<bidi xmlns='urn:xmpp:features:bidi'/>");
+	send_str(t, "<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>");
+	expect(t, "<proceed");
+	fakenet_set_peer_cert(t, 1, 0 /* IDENT_OK */);
+	fakenet_tls_done(t, 0);
+	sendf(t, HDR_FMT, "relay-b.example", "relay.example", "");
+	expect(t, "<mechanism>EXTERNAL</mechanism>");
+	send_str(t, "<bidi xmlns='urn:xmpp:bidi'/>");
+	send_str(t, "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='EXTERNAL'>"
+		    "cmVsYXktYi5leGFtcGxl</auth>"); /* relay-b.example */
+	expect(t, "<success");
+	sendf(t, HDR_FMT, "relay-b.example", "relay.example", "");
+	fakenet_take(t, (size_t)-1);
+	/* a leaf of ours sends toward relay-b's domains: over relay-b's link */
+	c = in_open("a.example", "x.b.example");
+	in_dialback(c, "a.example", "x.b.example");
+	send_str(c, msg1);
+	ck_assert_uint_eq(out_to("10.0.0.9", &o), 0);
+	link_pair_ok(t, "a.example", "x.b.example");
+	expect(t, "<hop xmlns='urn:xtrunk:0' n='1'/><message");
+	/* and relay-b sends its own pairs on it */
+	send_str(t, "<db:result from='z.b.example' to='a.example'>any</db:result>");
+	expect(t, "type='valid'");
+}
+END_TEST
+
+/* A pair relay-b refuses: what waited for it is bounced, once. */
+START_TEST(test_link_pair_refused)
+{
+	struct net_conn *c = in_open("a.example", "x.b.example"), *o;
+
+	in_dialback(c, "a.example", "x.b.example");
+	send_str(c, msg1);
+	out_to("10.0.0.9", &o);
+	link_accept(o);
+	ck_assert(has(o, "<db:result from='a.example' to='x.b.example'>"));
+	send_str(o, "<db:result from='x.b.example' to='a.example' type='invalid'/>");
+	accept_bounce_stream();
+	ck_assert_msg(bounced("m1", "remote-server-timeout"), "refused pair not bounced");
+	ck_assert(!has(o, "id='m1'"));
+}
+END_TEST
+
 static Suite *s2s_suite(void)
 {
 	Suite *s = suite_create("s2s");
@@ -664,6 +850,13 @@ static Suite *s2s_suite(void)
 	tcase_add_test(tc, test_hop_garbage);
 	tcase_add_test(tc, test_route_to_ingress);
 	tcase_add_test(tc, test_keepalive_then_idle);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("link");
+	tcase_add_checked_fixture(tc, setup_link, teardown);
+	tcase_add_test(tc, test_link_multiplexes_pairs);
+	tcase_add_test(tc, test_link_bidi_receive);
+	tcase_add_test(tc, test_link_inbound_bidi);
+	tcase_add_test(tc, test_link_pair_refused);
 	suite_add_tcase(s, tc);
 	return s;
 }
