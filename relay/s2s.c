@@ -1878,6 +1878,7 @@ static int in_policy(struct stream *s, const struct xs_stanza *st, const char *f
 	}
 	slog(s, "event=policy-reject kind=%s from=%s to=%s policy=%s rule=%s reason=\"%s\"",
 	     st->name, from, to, d.policy, d.rule, d.reason);
+	stats_count(STATS_POLICY_REJECTIONS, d.rule != NULL ? d.rule : "-", NULL);
 	free(d.bytes);
 	bounce_as(b, d.condition, d.errtype, NULL);
 	return 0;

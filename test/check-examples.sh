@@ -152,6 +152,11 @@ route_case default example.org 0 "$conf" "route:       * (default:" "peer:      
 sed 's/domain = "\*"; peer/domain = "only.example"; peer/' "$conf" >"$tmp/nodefault.conf"
 route_case unrouted example.org 1 "$tmp/nodefault.conf" "route:       none"
 route_case not-a-domain "a..b" 1 "$conf" "is not a domain name"
+# the boundary example carries policies: the route's, the outbound peer's
+# and the inbound peers' are listed
+route_case policies x.ops.a.example 0 "$tmp/$(tmpname "$root/examples/boundary.conf")" \
+	"route:       *.ops.a.example (wildcard:" "policy:      route: ops-quiet" \
+	"policy:      inbound from peer relay-b: from-dmz"
 
 # leaf-config on the topology examples: each expected line must appear in
 # the output (NAME CONFIG LEAF FORMAT RELAY-ADDRESSES expected-line...).

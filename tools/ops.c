@@ -18,6 +18,7 @@
 
 #include "config.h"
 #include "domain.h"
+#include "policy.h"
 #include "route.h"
 #include "runtime.h"
 #include "store.h"
@@ -72,6 +73,44 @@ int ops_check(int argc, char **argv)
 }
 
 /* Where the certificate the relay presents for domain comes from. */
+/* The policies a stanza to this route meets, in the order the relay
+ * applies them (policy/policy.c): the inbound peer's (depends on the
+ * sender, so all are listed), the route's, the outbound peer's. */
+static void route_policies(const struct config *cfg, const struct route *r)
+{
+	const struct policy_set *ps = cfg->policies;
+	const struct pol_route *pr;
+	int any = 0;
+
+	if (ps == NULL || !policy_active(ps)) {
+		printf("policy:      none (no policy or clearance configured)\n");
+		return;
+	}
+	pr = policy_route(ps, r->pattern);
+	if (pr != NULL && pr->policy >= 0) {
+		printf("policy:      route: %s\n", ps->policies[pr->policy].name);
+		any = 1;
+	}
+	if ((size_t)r->peer < ps->npeers && ps->peers[r->peer].policy_out >= 0) {
+		printf("policy:      outbound peer %s: %s\n", cfg->peers[r->peer].name,
+		       ps->policies[ps->peers[r->peer].policy_out].name);
+		any = 1;
+	}
+	if ((size_t)r->peer < ps->npeers && ps->peers[r->peer].has_clearance) {
+		printf("policy:      outbound peer %s has a clearance: labels are checked\n",
+		       cfg->peers[r->peer].name);
+		any = 1;
+	}
+	for (size_t i = 0; i < ps->npeers && i < cfg->npeers; i++)
+		if (ps->peers[i].policy_in >= 0) {
+			printf("policy:      inbound from peer %s: %s\n", cfg->peers[i].name,
+			       ps->policies[ps->peers[i].policy_in].name);
+			any = 1;
+		}
+	if (!any)
+		printf("policy:      none for this route\n");
+}
+
 static void route_certificate(struct runtime *rt, const char *domain)
 {
 	const struct config *cfg = rt->cfg;
@@ -155,8 +194,7 @@ int ops_route(int argc, char **argv)
 					    : "none",
 	       p->auth == CFG_AUTH_CERTIFICATE ? "certificate" : "any",
 	       p->identity != NULL ? p->identity : dom);
-	/* Policies (issue 5) are not in the configuration yet. */
-	printf("policy:      none (no policy configured)\n");
+	route_policies(rt->cfg, r);
 	route_certificate(rt, dom);
 	runtime_unref(rt);
 	return 0;
