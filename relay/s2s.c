@@ -1174,6 +1174,47 @@ fail:
 	return NULL;
 }
 
+/* Write one stanza on s now (its hop count first, toward a trunk peer). */
+static void send_now(struct stream *s, const char *from_dom, const char *to_dom, const char *bytes,
+		     size_t len, const struct bounce_in *b)
+{
+	write_hops(s, g.hops);
+	swrite(s, bytes, len);
+	count_sent(s, b != NULL ? g.t_read : 0);
+	arm_idle(s);
+	log_info("stream=%u event=forward kind=%s from=%s to=%s peer=%s", s->serial,
+		 b != NULL ? b->name : "error", from_dom, to_dom, s->cfg->peers[s->peer].name);
+}
+
+/* No room toward the next hop: bounce (our own errors are only logged). */
+static void queue_full(struct stream *s, const char *from_dom, const char *to_dom,
+		       const struct bounce_in *b)
+{
+	const char *kind = b != NULL ? b->name : "error";
+
+	slog(s, "event=queue-full kind=%s from=%s to=%s", kind, from_dom, to_dom);
+	if (b != NULL)
+		bounce(b, "resource-constraint", "xtrunk: queue toward next hop is full");
+	else
+		log_info("event=drop reason=queue-full kind=%s from=%s to=%s", kind, from_dom,
+			 to_dom);
+}
+
+/* Every address of peer waits out its back-off: bounce at once. */
+static void peer_unreachable(int peer, const char *from_dom, const char *to_dom,
+			     const struct bounce_in *b)
+{
+	char text[128];
+
+	snprintf(text, sizeof(text), "xtrunk: next hop %.40s unreachable; next attempt in %u s",
+		 g.rt->cfg->peers[peer].name, peer_backoff_left(peer));
+	if (b != NULL)
+		bounce(b, "remote-server-not-found", text);
+	else
+		log_info("event=drop reason=peer-backoff kind=error from=%s to=%s", from_dom,
+			 to_dom);
+}
+
 /* ---- trunk links (XEP-0288 between xtrunkd peers) ----
  *
  * With a peer that is another xtrunkd (peers.[].trunk, its identity and our
@@ -1329,13 +1370,7 @@ static void trunk_forward(int peer, const char *from_dom, const char *to_dom, co
 		int addr = peer_pick_addr(peer);
 
 		if (addr < 0) {
-			char text[128];
-
-			snprintf(text, sizeof(text),
-				 "xtrunk: next hop %.40s unreachable; next attempt in %u s",
-				 p->name, peer_backoff_left(peer));
-			if (b != NULL)
-				bounce(b, "remote-server-not-found", text);
+			peer_unreachable(peer, from_dom, to_dom, b);
 			return;
 		}
 		s = out_new(peer, (unsigned)addr, g.rt->cfg->relay_name, p->identity);
@@ -1357,19 +1392,12 @@ static void trunk_forward(int peer, const char *from_dom, const char *to_dom, co
 	}
 	if (trunk_ready(s) && tp != NULL && tp->state == TP_OK &&
 	    net_write_queue_size(s->conn) + len <= s->cfg->queue_max_bytes) {
-		write_hops(s, g.hops);
-		swrite(s, bytes, len);
-		count_sent(s, b != NULL ? g.t_read : 0);
-		arm_idle(s);
-		log_info("stream=%u event=forward kind=%s from=%s to=%s peer=%s", s->serial, kind,
-			 from_dom, to_dom, p->name);
+		send_now(s, from_dom, to_dom, bytes, len, b);
 		return;
 	}
 	if ((trunk_ready(s) && tp != NULL && tp->state == TP_OK) ||
 	    s->qcount >= s->cfg->queue_max_stanzas || s->qbytes + len > s->cfg->queue_max_bytes) {
-		slog(s, "event=queue-full kind=%s from=%s to=%s", kind, from_dom, to_dom);
-		if (b != NULL)
-			bounce(b, "resource-constraint", "xtrunk: queue toward next hop is full");
+		queue_full(s, from_dom, to_dom, b);
 		return;
 	}
 	if (queue_add(s, from_dom, to_dom, bytes, len, b) < 0)
@@ -1505,22 +1533,13 @@ static void forward(int peer, const char *from_dom, const char *to_dom, const ch
 	}
 	s = out_find(peer, from_dom, to_dom); /* one search per stanza */
 	if (s == NULL) {
-		unsigned wait = peer_backoff_left(peer);
+		int addr = peer_pick_addr(peer);
 
-		if (wait > 0) {
-			char text[128];
-
-			snprintf(text, sizeof(text),
-				 "xtrunk: next hop %.40s unreachable; next attempt in %u s",
-				 g.rt->cfg->peers[peer].name, wait);
-			if (b != NULL)
-				bounce(b, "remote-server-not-found", text);
-			else
-				log_info("event=drop reason=peer-backoff kind=%s from=%s to=%s",
-					 kind, from_dom, to_dom);
+		if (addr < 0) {
+			peer_unreachable(peer, from_dom, to_dom, b);
 			return;
 		}
-		s = out_new(peer, (unsigned)peer_pick_addr(peer), from_dom, to_dom);
+		s = out_new(peer, (unsigned)addr, from_dom, to_dom);
 	} else if (s->addr > 0 && s->state == ST_ESTABLISHED && g.failback_at != NULL &&
 		   net_now_ms() >= g.failback_at[peer]) {
 		/* on a fallback address: now and then bring the preferred one
@@ -1551,22 +1570,12 @@ static void forward(int peer, const char *from_dom, const char *to_dom, const ch
 	 * so memory stays bounded and the excess is bounced, not lost. */
 	if (s->state == ST_ESTABLISHED &&
 	    net_write_queue_size(s->conn) + len <= s->cfg->queue_max_bytes) {
-		write_hops(s, g.hops);
-		swrite(s, bytes, len);
-		count_sent(s, b != NULL ? g.t_read : 0);
-		arm_idle(s);
-		log_info("stream=%u event=forward kind=%s from=%s to=%s peer=%s", s->serial, kind,
-			 from_dom, to_dom, s->cfg->peers[peer].name);
+		send_now(s, from_dom, to_dom, bytes, len, b);
 		return;
 	}
 	if (s->state == ST_ESTABLISHED || s->qcount >= s->cfg->queue_max_stanzas ||
 	    s->qbytes + len > s->cfg->queue_max_bytes) {
-		slog(s, "event=queue-full kind=%s from=%s to=%s", kind, from_dom, to_dom);
-		if (b != NULL)
-			bounce(b, "resource-constraint", "xtrunk: queue toward next hop is full");
-		else /* our own error stanza: never answered with an error */
-			log_info("event=drop reason=queue-full kind=%s from=%s to=%s", kind,
-				 from_dom, to_dom);
+		queue_full(s, from_dom, to_dom, b);
 		return;
 	}
 	if (queue_add(s, from_dom, to_dom, bytes, len, b) < 0)

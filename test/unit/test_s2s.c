@@ -21,29 +21,24 @@
 	"<stream:features><dialback xmlns='urn:xmpp:features:dialback'><errors/></dialback>"       \
 	"</stream:features>"
 
-static const char conf[] =
-    "listen = ( { address = \"127.0.0.1\"; port = 5269; } );\n"
-    "dialback_secret = \"0123456789abcdef0123456789abcdef\";\n"
-    "tls = { certificate = \"@DIR@/relay.pem\"; key = \"@DIR@/relay.key\"; };\n"
-    "limits = { connect_timeout = 2; handshake_timeout = 5; queue_max_stanzas = 3;\n"
-    "           queue_max_bytes = 100000; max_stanza_size = 65536; };\n"
-    "peers = ( { name = \"leaf-a\"; host = \"10.0.0.1\"; tls = \"optional\"; },\n"
-    "          { name = \"leaf-b\"; host = \"10.0.0.2\"; tls = \"optional\"; } );\n"
-    "routes = ( { domain = \"a.example\"; peer = \"leaf-a\"; },\n"
-    "           { domain = \"*.b.example\"; peer = \"leaf-b\"; } );\n";
+/* What every scenario configuration starts with. */
+#define CONF_COMMON                                                                                \
+	"listen = ( { address = \"127.0.0.1\"; port = 5269; } );\n"                                \
+	"dialback_secret = \"0123456789abcdef0123456789abcdef\";\n"
+#define CONF_TLS "tls = { certificate = \"@DIR@/relay.pem\"; key = \"@DIR@/relay.key\"; };\n"
+#define CONF_BASE                                                                                  \
+	CONF_COMMON CONF_TLS                                                                       \
+	    "limits = { connect_timeout = 2; handshake_timeout = 5; queue_max_stanzas = 3;\n"      \
+	    "           queue_max_bytes = 100000; max_stanza_size = 65536; };\n"                   \
+	    "peers = ( { name = \"leaf-a\"; host = \"10.0.0.1\"; tls = \"optional\"; },\n"         \
+	    "          { name = \"leaf-b\"; host = \"10.0.0.2\"; tls = \"optional\"; } );\n"       \
+	    "routes = ( { domain = \"a.example\"; peer = \"leaf-a\"; },\n"                         \
+	    "           { domain = \"*.b.example\"; peer = \"leaf-b\"; }"
+
+static const char conf[] = CONF_BASE " );\n";
 
 /* conf plus a route for c.example, for the reload test */
-static const char conf_more[] =
-    "listen = ( { address = \"127.0.0.1\"; port = 5269; } );\n"
-    "dialback_secret = \"0123456789abcdef0123456789abcdef\";\n"
-    "tls = { certificate = \"@DIR@/relay.pem\"; key = \"@DIR@/relay.key\"; };\n"
-    "limits = { connect_timeout = 2; handshake_timeout = 5; queue_max_stanzas = 3;\n"
-    "           queue_max_bytes = 100000; max_stanza_size = 65536; };\n"
-    "peers = ( { name = \"leaf-a\"; host = \"10.0.0.1\"; tls = \"optional\"; },\n"
-    "          { name = \"leaf-b\"; host = \"10.0.0.2\"; tls = \"optional\"; } );\n"
-    "routes = ( { domain = \"a.example\"; peer = \"leaf-a\"; },\n"
-    "           { domain = \"*.b.example\"; peer = \"leaf-b\"; },\n"
-    "           { domain = \"c.example\"; peer = \"leaf-b\"; } );\n";
+static const char conf_more[] = CONF_BASE ",\n { domain = \"c.example\"; peer = \"leaf-b\"; } );\n";
 
 static void setup(void)
 {
@@ -472,10 +467,7 @@ END_TEST
 
 /* ---- several addresses, trunk peers, keepalive */
 
-static const char conf_trunk[] =
-    "listen = ( { address = \"127.0.0.1\"; port = 5269; } );\n"
-    "dialback_secret = \"0123456789abcdef0123456789abcdef\";\n"
-    "tls = { certificate = \"@DIR@/relay.pem\"; key = \"@DIR@/relay.key\"; };\n"
+static const char conf_trunk[] = CONF_COMMON CONF_TLS
     "limits = { connect_timeout = 2; handshake_timeout = 5; idle_timeout = 300;\n"
     "           keepalive = 60; failback = 10; max_hops = 4; };\n"
     "peers = ( { name = \"leaf-a\"; host = \"10.0.0.1\"; tls = \"optional\"; trunk = true; },\n"
@@ -640,17 +632,15 @@ END_TEST
 /* ---- trunk links between relays (XEP-0288, pairs answered from config) */
 
 static const char conf_link[] =
-    "listen = ( { address = \"127.0.0.1\"; port = 5269; } );\n"
-    "relay_name = \"relay.example\";\n"
-    "dialback_secret = \"0123456789abcdef0123456789abcdef\";\n"
-    "tls = { certificate = \"@DIR@/relay.pem\"; key = \"@DIR@/relay.key\";\n"
-    "        trust = \"@DIR@/ca.pem\"; };\n"
-    "limits = { connect_timeout = 2; handshake_timeout = 5; };\n"
-    "peers = ( { name = \"leaf-a\"; host = \"10.0.0.1\"; tls = \"optional\"; },\n"
-    "          { name = \"relay-b\"; host = \"10.0.0.9\"; trunk = true;\n"
-    "            identity = \"relay-b.example\"; } );\n"
-    "routes = ( { domain = \"*.a.example\"; peer = \"leaf-a\"; },\n"
-    "           { domain = \"*.b.example\"; peer = \"relay-b\"; } );\n";
+    CONF_COMMON "relay_name = \"relay.example\";\n"
+		"tls = { certificate = \"@DIR@/relay.pem\"; key = \"@DIR@/relay.key\";\n"
+		"        trust = \"@DIR@/ca.pem\"; };\n"
+		"limits = { connect_timeout = 2; handshake_timeout = 5; };\n"
+		"peers = ( { name = \"leaf-a\"; host = \"10.0.0.1\"; tls = \"optional\"; },\n"
+		"          { name = \"relay-b\"; host = \"10.0.0.9\"; trunk = true;\n"
+		"            identity = \"relay-b.example\"; } );\n"
+		"routes = ( { domain = \"*.a.example\"; peer = \"leaf-a\"; },\n"
+		"           { domain = \"*.b.example\"; peer = \"relay-b\"; } );\n";
 
 #define SASL_FEATURES                                                                              \
 	"<stream:features><bidi xmlns='urn:xmpp:features:bidi'/><mechanisms "                      \
