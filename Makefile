@@ -80,6 +80,7 @@ check: test-deps
 	sh test/check-examples.sh $(BUILD)/xtrunkd $(BUILD)/xtrunkctl
 	sh test/check-man.sh $(BUILD)/xtrunkd
 	sh test/check-unit.sh $(BUILD)/xtrunkd
+	$(MAKE) bench-smoke
 	sh test/integration/ops.sh build-asan/xtrunkd build-asan/xtrunkctl
 	sh test/integration/protocol.sh build-asan/xtrunkd
 	UBSAN_OPTIONS=halt_on_error=1 sh test/integration/run.sh build-asan/xtrunkd
@@ -166,6 +167,31 @@ soak: all
 	    bash test/soak/soak.sh $(BUILD)/xtrunkd
 
 .PHONY: soak
+
+# make bench: the benchmark ladder of test/bench/bench.sh (direct, haproxy
+# mode tcp, haproxy terminating and re-encrypting TLS, xtrunkd without and with policy and
+# labels; idle streams, negotiations, route lookups, callgrind) on loopback
+# 127.0.2.0/24; installs haproxy (scripts/deps.sh bench),
+# prints the table and rewrites BENCHMARKS.md. make bench-smoke: the same
+# tools for a few seconds, asserting only that every stanza arrived in
+# order (part of make check).
+BENCH_BINS = $(BUILD)/xbench $(BUILD)/routebench
+
+$(BUILD)/xbench: $(BUILD)/test/bench/xbench.o $(LIB_OBJS)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/routebench: $(BUILD)/test/bench/routebench.o $(LIB_OBJS)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+bench: all $(BENCH_BINS)
+	@sh scripts/deps.sh bench
+	bash test/bench/bench.sh $(BUILD)
+
+bench-smoke: all $(BENCH_BINS)
+	@sh scripts/deps.sh bench
+	bash test/bench/bench.sh --smoke $(BUILD)
+
+.PHONY: bench bench-smoke
 
 # The systemd unit goes where systemd looks for it: /lib/systemd/system
 # for PREFIX=/usr (Debian 12), else PREFIX/lib/systemd/system; its

@@ -3,15 +3,18 @@
 #   deps.sh build   libraries and tools to build xtrunkd
 #   deps.sh test    plus what make check and make demo need (Prosody, slixmpp, ...)
 #   deps.sh package plus what test/package.sh needs (debhelper, dpkg-dev)
+#   deps.sh bench   plus the references of make bench (haproxy)
 set -eu
 build="gcc make pkg-config libxml2-dev libgnutls28-dev libtasn1-6-dev libuv1-dev libconfig-dev libsystemd-dev libjson-c-dev"
 package="debhelper dpkg-dev fakeroot curl"
+bench="haproxy valgrind gnutls-bin"
 test="check prosody ejabberd lua-unbound python3-slixmpp gnutls-bin dnsmasq-base iproute2 util-linux mandoc valgrind procps python3-prometheus-client systemd"
 case "${1:-build}" in
 build) want="$build $test" ;;
 test) want="$build $test" ;;
 package) want="$build $test $package" ;;
-*) echo "usage: deps.sh build|test|package" >&2; exit 2 ;;
+bench) want="$build $bench" ;;
+*) echo "usage: deps.sh build|test|package|bench" >&2; exit 2 ;;
 esac
 missing=""
 for p in $want; do
