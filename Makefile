@@ -89,6 +89,7 @@ check: test-deps
 	sh test/integration/valgrind.sh $(BUILD)/xtrunkd
 	sh test/integration/valgrind.sh $(BUILD)/xtrunkd protocol
 	UBSAN_OPTIONS=halt_on_error=1 sh test/integration/policy.sh build-asan/xtrunkd
+	UBSAN_OPTIONS=halt_on_error=1 sh test/integration/topology.sh build-asan/xtrunkd
 
 demo: deps all
 	sh test/lab/demo.sh $(BUILD)/xtrunkd
