@@ -5,7 +5,15 @@
  * (connect, getaddrinfo, write, shutdown). Memory is released only when the
  * count reaches zero, from a libuv callback, after the owner has been told
  * on_closed. Closing is a state: net_close() may be called any number of
- * times, from anywhere, including from inside our own callbacks. */
+ * times, from anywhere, including from inside our own callbacks.
+ *
+ * Writes are batched: while one of our libuv callbacks runs (a read, a
+ * timer, ...), net_write() only appends the plaintext to the connection's
+ * pending buffer, and when the outermost callback returns every connection
+ * with pending bytes is flushed: one TLS pass and one uv_write for all the
+ * stanzas a read produced, instead of a record, an allocation and a
+ * system call each. Outside our callbacks a write goes out at once. Bytes
+ * still pending are flushed before TLS starts and before close. */
 #include "net.h"
 
 #include <errno.h>
@@ -42,14 +50,22 @@ struct net_conn {
 	char peer[64];
 	size_t queued;		  /* bytes in in-flight uv_write requests */
 	unsigned dead_timeout_ms; /* TCP_USER_TIMEOUT set, 0 = kernel default */
+	char *pend;		  /* owned or NULL: plaintext waiting for the flush */
+	size_t pend_len, pend_cap;
+	int listed;			 /* on the flush list (holds a reference) */
+	struct net_conn *dirty_next;	 /* borrowed: the next on the flush list */
+	struct net_write_req *cipher_wr; /* owned or NULL: ciphertext being gathered */
 };
 
 struct net_write_req {
 	uv_write_t req;
 	struct net_conn *c; /* ref */
-	size_t len;
+	size_t len, cap;
 	char data[]; /* owned copy */
 };
+
+static int net_depth;		   /* > 0 while one of our libuv callbacks runs */
+static struct net_conn *net_dirty; /* connections with pending plaintext */
 
 void net_set_loop(void *uv_loop)
 {
@@ -61,18 +77,48 @@ static void net_unref(struct net_conn *c)
 	if (--c->refs > 0)
 		return;
 	tls_free(c->tls);
+	free(c->pend);
 	free(c);
+}
+
+static int net_flush(struct net_conn *c);
+
+/* Around every callback from libuv: the outermost one flushes. */
+static void net_enter(void)
+{
+	net_depth++;
+}
+
+static void net_leave(void)
+{
+	struct net_conn *c;
+
+	if (net_depth == 1) {
+		while ((c = net_dirty) != NULL) {
+			net_dirty = c->dirty_next;
+			c->dirty_next = NULL;
+			c->listed = 0;
+			if (net_flush(c) < 0 && !c->closing) {
+				c->cb->on_error(c->ctx, -EPIPE);
+				net_close(c);
+			}
+			net_unref(c);
+		}
+	}
+	net_depth--;
 }
 
 static void on_handle_closed(uv_handle_t *h)
 {
 	struct net_conn *c = h->data;
 
+	net_enter();
 	if (!c->tcp_open && !c->timer_open && !c->told_closed) {
 		c->told_closed = 1;
 		c->cb->on_closed(c->ctx);
 	}
 	net_unref(c);
+	net_leave();
 }
 
 static void net_close_handles(struct net_conn *c)
@@ -94,8 +140,10 @@ static void on_shutdown(uv_shutdown_t *req, int status)
 	struct net_conn *c = req->data;
 
 	free(req);
+	net_enter();
 	net_close_handles(c);
 	net_unref(c);
+	net_leave();
 }
 
 void net_close(struct net_conn *c)
@@ -104,6 +152,7 @@ void net_close(struct net_conn *c)
 
 	if (c == NULL || c->closing)
 		return;
+	(void)net_flush(c); /* what is pending goes before close_notify */
 	c->closing = 1;
 	c->stop_reading = 1;
 	if (c->tls != NULL)
@@ -140,18 +189,35 @@ static void on_write(uv_write_t *req, int status)
 	struct net_write_req *w = (struct net_write_req *)req;
 	struct net_conn *c = w->c;
 
+	net_enter();
 	c->queued -= w->len;
 	free(w);
 	if (status < 0 && status != UV_ECANCELED)
 		net_fail(c, status);
 	net_unref(c);
+	net_leave();
+}
+
+/* Hand a filled request to libuv; it is freed in on_write (or here). */
+static int net_submit(struct net_conn *c, struct net_write_req *w)
+{
+	uv_buf_t b = uv_buf_init(w->data, (unsigned)w->len);
+	int rc;
+
+	w->c = c;
+	rc = uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, on_write);
+	if (rc < 0) {
+		free(w);
+		return rc;
+	}
+	c->refs++;
+	c->queued += w->len;
+	return 0;
 }
 
 static int net_write_raw(struct net_conn *c, const char *data, size_t len)
 {
 	struct net_write_req *w;
-	uv_buf_t b;
-	int rc;
 
 	if (!c->tcp_open)
 		return -EPIPE;
@@ -159,22 +225,68 @@ static int net_write_raw(struct net_conn *c, const char *data, size_t len)
 	if (w == NULL)
 		return -ENOMEM;
 	memcpy(w->data, data, len);
-	w->len = len;
-	w->c = c;
-	b = uv_buf_init(w->data, (unsigned)len);
-	rc = uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, on_write);
-	if (rc < 0) {
-		free(w);
-		return rc;
-	}
-	c->refs++;
-	c->queued += len;
-	return 0;
+	w->len = w->cap = len;
+	return net_submit(c, w);
 }
 
+/* Records of a flush go into one request (cipher_wr) while they fit. */
 static int tls_on_cipher(void *ctx, const char *data, size_t len)
 {
-	return net_write_raw(ctx, data, len);
+	struct net_conn *c = ctx;
+	struct net_write_req *w = c->cipher_wr;
+	int rc;
+
+	if (w != NULL && w->cap - w->len >= len) {
+		memcpy(w->data + w->len, data, len);
+		w->len += len;
+		return 0;
+	}
+	if (w != NULL && w->len > 0) { /* keep the order: what was gathered first */
+		c->cipher_wr = NULL;
+		rc = net_submit(c, w);
+		return rc < 0 ? rc : net_write_raw(c, data, len);
+	}
+	return net_write_raw(c, data, len);
+}
+
+/* Send the pending plaintext: through TLS into one gathered request, or
+ * as it is. The buffer is released, so idle connections hold none.
+ * Returns 0 or -errno (the caller fails the connection). */
+static int net_flush(struct net_conn *c)
+{
+	struct net_write_req *w;
+	size_t len = c->pend_len;
+	int rc;
+
+	if (len == 0)
+		return 0;
+	c->pend_len = 0;
+	if (c->tls == NULL) {
+		rc = net_write_raw(c, c->pend, len);
+	} else {
+		/* TLS 1.3 adds 22 bytes per record of up to 16 KiB (1.2: 29) */
+		size_t cap = len + (len / 16384 + 1) * 64;
+
+		w = malloc(sizeof(*w) + cap);
+		if (w == NULL) {
+			rc = -ENOMEM;
+		} else {
+			w->len = 0;
+			w->cap = cap;
+			c->cipher_wr = w;
+			rc = tls_write(c->tls, c->pend, len);
+			w = c->cipher_wr;
+			c->cipher_wr = NULL;
+			if (w != NULL && w->len > 0 && rc == 0)
+				rc = net_submit(c, w);
+			else
+				free(w);
+		}
+	}
+	free(c->pend);
+	c->pend = NULL;
+	c->pend_cap = 0;
+	return rc;
 }
 
 static void tls_on_plain(void *ctx, const char *data, size_t len)
@@ -208,6 +320,31 @@ int net_write(struct net_conn *c, const char *data, size_t len)
 {
 	if (c->closing)
 		return -EPIPE;
+	if (net_depth > 0 && c->tcp_open) {
+		if (c->pend_len + len > c->pend_cap) {
+			size_t cap = c->pend_cap ? c->pend_cap : 4096;
+			char *p;
+
+			while (cap < c->pend_len + len)
+				cap *= 2;
+			p = realloc(c->pend, cap);
+			if (p == NULL)
+				return -ENOMEM;
+			c->pend = p;
+			c->pend_cap = cap;
+		}
+		memcpy(c->pend + c->pend_len, data, len);
+		c->pend_len += len;
+		if (!c->listed) {
+			c->listed = 1;
+			c->refs++; /* released by net_leave */
+			c->dirty_next = net_dirty;
+			net_dirty = c;
+		}
+		return 0;
+	}
+	if (net_flush(c) < 0)
+		return -EPIPE;
 	if (c->tls != NULL)
 		return tls_write(c->tls, data, len);
 	return net_write_raw(c, data, len);
@@ -229,8 +366,10 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 
 	if (n == 0 || c->closing)
 		return;
+	net_enter();
 	if (n < 0) {
 		net_fail(c, n == UV_EOF ? -ECONNRESET : (int)n);
+		net_leave();
 		return;
 	}
 	c->stop_reading = 0;
@@ -243,16 +382,19 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 		c->cb->on_data(c->ctx, buf->base, (size_t)n);
 	}
 	net_unref(c);
+	net_leave();
 }
 
 static void on_timer(uv_timer_t *t)
 {
 	struct net_conn *c = t->data;
 
+	net_enter();
 	if (c->closing)
 		net_close_handles(c);
 	else
 		c->cb->on_timeout(c->ctx);
+	net_leave();
 }
 
 static struct net_conn *net_new(const struct net_callbacks *cb, void *ctx)
@@ -316,6 +458,7 @@ static void on_connect(uv_connect_t *req, int status)
 	struct net_conn *c = req->data;
 
 	free(req);
+	net_enter();
 	if (!c->closing) {
 		if (c->timer_open)
 			uv_timer_stop(&c->timer);
@@ -330,6 +473,7 @@ static void on_connect(uv_connect_t *req, int status)
 		}
 	}
 	net_unref(c);
+	net_leave();
 }
 
 static void on_connect_timeout(uv_timer_t *t)
@@ -338,8 +482,10 @@ static void on_connect_timeout(uv_timer_t *t)
 
 	if (c->closing)
 		return;
+	net_enter();
 	c->cb->on_connected(c->ctx, -ETIMEDOUT);
 	net_close(c);
+	net_leave();
 }
 
 static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
@@ -349,6 +495,7 @@ static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
 	int rc = status;
 
 	free(req);
+	net_enter();
 	if (c->closing)
 		goto out;
 	if (status == 0) {
@@ -370,6 +517,7 @@ static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
 out:
 	uv_freeaddrinfo(res);
 	net_unref(c);
+	net_leave();
 }
 
 struct net_conn *net_connect(const char *host, int port, unsigned timeout_ms,
@@ -407,6 +555,11 @@ static int net_start_tls(struct net_conn *c, struct tls_session *t)
 {
 	if (t == NULL)
 		return -ENOMEM;
+	/* <proceed/> and anything before it: in the clear */
+	if (net_flush(c) < 0) {
+		tls_free(t);
+		return -EPIPE;
+	}
 	c->tls = t;
 	return 0;
 }
@@ -480,7 +633,7 @@ const char *net_peer(const struct net_conn *c)
 
 size_t net_write_queue_size(const struct net_conn *c)
 {
-	return c->queued;
+	return c->queued + c->pend_len;
 }
 
 uint64_t net_now_ms(void)

@@ -700,8 +700,9 @@ static void out_flush(struct stream *s)
 		write_hops(s, q->hops);
 		swrite(s, q->bytes, q->len);
 		count_sent(s, q->t_read);
-		log_info("stream=%u event=forward kind=%s from=%s to=%s peer=%s queued=1",
-			 s->serial, q->name, s->local, s->remote, s->cfg->peers[s->peer].name);
+		log_trace(LOG_TRACE_STANZA,
+			  "stream=%u event=forward kind=%s from=%s to=%s peer=%s queued=1",
+			  s->serial, q->name, s->local, s->remote, s->cfg->peers[s->peer].name);
 		free(q);
 	}
 	if (s->qhead == NULL)
@@ -1182,8 +1183,9 @@ static void send_now(struct stream *s, const char *from_dom, const char *to_dom,
 	swrite(s, bytes, len);
 	count_sent(s, b != NULL ? g.t_read : 0);
 	arm_idle(s);
-	log_info("stream=%u event=forward kind=%s from=%s to=%s peer=%s", s->serial,
-		 b != NULL ? b->name : "error", from_dom, to_dom, s->cfg->peers[s->peer].name);
+	log_trace(LOG_TRACE_STANZA, "stream=%u event=forward kind=%s from=%s to=%s peer=%s",
+		  s->serial, b != NULL ? b->name : "error", from_dom, to_dom,
+		  s->cfg->peers[s->peer].name);
 }
 
 /* No room toward the next hop: bounce (our own errors are only logged). */
@@ -1331,9 +1333,10 @@ static void trunk_pump(struct stream *s)
 			write_hops(s, q->hops);
 			swrite(s, q->bytes, q->len);
 			count_sent(s, q->t_read);
-			log_info("stream=%u event=forward kind=%s from=%s to=%s peer=%s queued=1",
-				 s->serial, q->name, q->from_dom, q->to_dom,
-				 s->cfg->peers[s->peer].name);
+			log_trace(LOG_TRACE_STANZA,
+				  "stream=%u event=forward kind=%s from=%s to=%s peer=%s queued=1",
+				  s->serial, q->name, q->from_dom, q->to_dom,
+				  s->cfg->peers[s->peer].name);
 			free(q);
 		} else {
 			q->next = NULL;
