@@ -94,6 +94,13 @@ struct runtime *runtime_load(const char *path, const struct runtime *prev, char 
 	for (i = 0; i < cfg->npeers; i++) {
 		if (tls_creds_client(rt->store, &rt->peer_creds[i], why, sizeof(why)) < 0)
 			goto fail_tls;
+		/* a trunk link authenticates as relay_name: tls.certificate is
+		 * its certificate when the store has none */
+		if (config_peer_is_link(cfg, (int)i) && cfg->tls_certificate != NULL &&
+		    cfg->tls_key != NULL &&
+		    tls_creds_client_default(rt->peer_creds[i], cfg->tls_certificate, cfg->tls_key,
+					     why, sizeof(why)) < 0)
+			goto fail_tls;
 		if (cfg->peers[i].ca_file != NULL &&
 		    load_trust(cfg->peers[i].ca_file, &rt->peer_trust[i], why, sizeof(why)) < 0)
 			goto fail_tls;

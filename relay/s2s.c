@@ -146,6 +146,7 @@ struct stream {
 	int trunk;	      /* this stream is the link to/from trunk peer `peer` */
 	int bidi;	      /* bidi negotiated: it sends and receives */
 	int bidi_asked;	      /* inbound: the peer sent <bidi/> before authenticating */
+	int sasl_open;	      /* inbound: restarted after SASL success: may carry stanzas */
 	struct tpair *tpairs; /* owned array: pairs we send, and their state */
 	size_t ntpairs, tpcap;
 	/* inbound */
@@ -607,6 +608,39 @@ static void on_closed(void *ctx)
 
 /* ---- outbound failure: bounce the queue, answer pending verifications ---- */
 
+static struct stream *trunk_link_except(int peer, const struct stream *skip);
+static void trunk_pump(struct stream *s);
+static int trunk_ready(const struct stream *s);
+
+/* Append from's queue to to's (order kept); from's becomes empty. */
+static void queue_move(struct stream *from, struct stream *to)
+{
+	if (from->qhead == NULL)
+		return;
+	*to->qtail = from->qhead;
+	to->qtail = from->qtail;
+	to->qcount += from->qcount;
+	to->qbytes += from->qbytes;
+	from->qhead = NULL;
+	from->qtail = &from->qhead;
+	from->qcount = from->qbytes = 0;
+}
+
+/* A trunk link failed with stanzas waiting for their pairs: another link
+ * to the same peer that is up (the peer's own, when both sides connected
+ * at once) takes them instead of a bounce. 1 if it did. */
+static int trunk_rescue(struct stream *s)
+{
+	struct stream *t = s->rt == g.rt ? trunk_link_except(s->peer, s) : NULL;
+
+	if (t == NULL || !trunk_ready(t))
+		return 0;
+	slog(s, "event=trunk-rescue queued=%zu to-stream=%u", s->qcount, t->serial);
+	queue_move(s, t);
+	trunk_pump(t);
+	return 1;
+}
+
 static void out_fail(struct stream *s, const char *condition, const char *why)
 {
 	struct qitem *q;
@@ -624,6 +658,8 @@ static void out_fail(struct stream *s, const char *condition, const char *why)
 	if (s->header_sent)
 		swrite(s, "</stream:stream>", 16);
 	net_close(s->conn);
+	if (s->trunk && s->qhead != NULL)
+		trunk_rescue(s); /* what it cannot take is bounced below */
 	while ((q = s->qhead) != NULL) {
 		struct bounce_in b = {q->name, q->to, q->from, q->type, q->id};
 		char text[DOMAIN_MAX + 256];
@@ -684,8 +720,6 @@ static void write_hops(struct stream *s, unsigned hops)
 	if (s->cfg->peers[s->peer].trunk)
 		swritef(s, "<hop xmlns='" NS_XTRUNK "' n='%u'/>", hops);
 }
-
-static void trunk_pump(struct stream *s);
 
 static void out_flush(struct stream *s)
 {
@@ -756,16 +790,9 @@ static int out_failover(struct stream *s, const char *why)
 	slog(s, "event=failover from=%s to=%s reason=%s next-addr=%s:%d queued=%zu", s->local,
 	     s->remote, why, s->cfg->peers[s->peer].addrs[next].host,
 	     s->cfg->peers[s->peer].addrs[next].port, s->qcount);
-	if (s->qhead != NULL) {
-		*t->qtail = s->qhead;
-		t->qtail = s->qtail;
-		t->qcount += s->qcount;
-		t->qbytes += s->qbytes;
+	if (s->qhead != NULL)
 		t->want_auth = 1;
-	}
-	s->qhead = NULL;
-	s->qtail = &s->qhead;
-	s->qcount = s->qbytes = 0;
+	queue_move(s, t);
 	for (vp = &t->vreqs; *vp != NULL; vp = &(*vp)->next)
 		;
 	*vp = s->vreqs;
@@ -1272,24 +1299,71 @@ static int trunk_ready(const struct stream *s)
 {
 	if (!s->trunk || s->state == ST_CLOSING)
 		return 0;
-	return s->dir == DIR_OUT ? s->state == ST_ESTABLISHED : s->bidi && s->sasl_done;
+	return s->dir == DIR_OUT ? s->state == ST_ESTABLISHED : s->bidi && s->sasl_open;
 }
 
-/* The link to trunk peer `peer` of g.rt: a ready one, else one coming up. */
-static struct stream *trunk_link(int peer)
+/* When both relays of a pair open links at once, one link must win: the
+ * link opened by the relay whose relay_name sorts first. The other relay
+ * yields (trunk_yield) and prefers the peer's link. */
+static int trunk_we_yield(const struct config *cfg, int peer)
 {
-	struct stream *s, *coming = NULL;
+	return strcmp(cfg->relay_name, cfg->peers[peer].identity) > 0;
+}
+
+/* The link to trunk peer `peer` of g.rt (other than skip). If we keep our
+ * links: our own when it is up; our own to the preferred address while it
+ * comes up (traffic does not jump to whichever instance of the peer
+ * connected to us meanwhile); the peer's (bidi) when it is up; our own to
+ * a fallback address coming up. If we yield: the peer's first. NULL: open
+ * one. */
+static struct stream *trunk_link_except(int peer, const struct stream *skip)
+{
+	struct stream *s, *own_ready = NULL, *own_coming = NULL, *theirs = NULL;
 
 	for (s = g.streams; s != NULL; s = s->next) {
-		if (!s->trunk || s->peer != peer || s->rt != g.rt || s->state == ST_CLOSING ||
-		    s->superseded || (s->dir == DIR_IN && !s->bidi))
+		if (s == skip || !s->trunk || s->peer != peer || s->rt != g.rt ||
+		    s->state == ST_CLOSING || s->superseded || (s->dir == DIR_IN && !s->bidi))
 			continue;
-		if (trunk_ready(s))
-			return s;
-		if (s->dir == DIR_OUT && coming == NULL)
-			coming = s;
+		if (s->dir == DIR_OUT && trunk_ready(s) && own_ready == NULL)
+			own_ready = s;
+		else if (s->dir == DIR_OUT && (own_coming == NULL || s->addr < own_coming->addr))
+			own_coming = s;
+		else if (s->dir == DIR_IN && theirs == NULL && trunk_ready(s))
+			theirs = s;
 	}
-	return coming;
+	if (trunk_we_yield(g.rt->cfg, peer) && theirs != NULL)
+		return theirs;
+	if (own_ready != NULL)
+		return own_ready;
+	if (own_coming != NULL && own_coming->addr == 0)
+		return own_coming;
+	return theirs != NULL ? theirs : own_coming;
+}
+
+/* The peer's link l came up with bidi and we yield: our own links to that
+ * peer hand what waits on them to l and close. */
+static void trunk_yield(struct stream *l)
+{
+	struct stream *o;
+
+	if (l->rt != g.rt || !trunk_we_yield(l->cfg, l->peer)) {
+		trunk_pump(l);
+		return;
+	}
+	for (o = g.streams; o != NULL; o = o->next) {
+		if (o == l || o->dir != DIR_OUT || !o->trunk || o->peer != l->peer ||
+		    o->rt != l->rt || o->state == ST_CLOSING)
+			continue;
+		slog(o, "event=trunk-yield queued=%zu to-stream=%u", o->qcount, l->serial);
+		queue_move(o, l);
+		stream_close(o);
+	}
+	trunk_pump(l);
+}
+
+static struct stream *trunk_link(int peer)
+{
+	return trunk_link_except(peer, NULL);
 }
 
 /* Announce the pair (from -> to) with db:result; the peer answers. */
@@ -1649,6 +1723,12 @@ static void in_on_header(struct stream *s, const struct xs_header *h)
 	send_header(s, s->id);
 	in_send_features(s);
 	s->state = ST_OPEN;
+	if (s->sasl_done && !s->sasl_open) {
+		/* the restart after SASL: a trunk link with bidi is usable now */
+		s->sasl_open = 1;
+		if (s->trunk && s->bidi)
+			trunk_yield(s);
+	}
 	slog(s, "event=header from=%s to=%s tls=%s", s->remote[0] ? s->remote : "-", s->local,
 	     s->tls ? "yes" : "no");
 }

@@ -226,6 +226,21 @@ fail:
 	return -EINVAL;
 }
 
+int tls_creds_client_default(struct tls_creds *c, const char *cert_file, const char *key_file,
+			     char *err, size_t errlen)
+{
+	int rc;
+
+	if (c->dflt != NULL)
+		return -EEXIST;
+	rc = tls_load_default(c, cert_file, key_file, err, errlen);
+	if (rc < 0)
+		return rc;
+	if (c->store == NULL)
+		gnutls_certificate_set_retrieve_function2(c->x509, tls_retrieve);
+	return 0;
+}
+
 void tls_creds_free(struct tls_creds *c)
 {
 	if (c == NULL)

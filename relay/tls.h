@@ -27,6 +27,11 @@ int tls_creds_server(const char *cert_file, const char *key_file, struct store *
  * certificate for its stream 'from' when asked. The peer's certificate is
  * checked by the caller with tls_peer_check (certs/identity), not here. */
 int tls_creds_client(struct store *store, struct tls_creds **out, char *err, size_t errlen);
+/* Also present this certificate (PEM chain and key files) when the store
+ * has none for the stream: for trunk links, whose 'from' is the relay's
+ * own name, usually the name of tls.certificate. 0 or -errno with err. */
+int tls_creds_client_default(struct tls_creds *c, const char *cert_file, const char *key_file,
+			     char *err, size_t errlen);
 /* Accepts NULL. */
 void tls_creds_free(struct tls_creds *c);
 

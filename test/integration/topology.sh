@@ -220,9 +220,10 @@ relay_files() {
 # with trunk links the relay its relay_name (the name its certificate has).
 render() {
 	_ex=$1 _out=$2 _fd=$3 _rname=$4 _sed=$5 _extra=${6:-}
-	sed -e "s|/etc/xtrunk/|$_fd/|g" -e "$_sed" "$root/examples/$_ex" >"$_out.tmp" || return 1
-	if [ "$TRUNK" = 1 ]; then
-		sed -i 's|\(identity = "[^"]*";\)|\1 trunk = true;|' "$_out.tmp"
+		sed -e "s|/etc/xtrunk/|$_fd/|g" -e "$_sed" "$root/examples/$_ex" >"$_out.tmp" || return 1
+	# The examples use trunk links; TOPO_PLAIN / TOPO_NO_TRUNK take them out.
+	if [ "$TRUNK_LINK" != 1 ]; then
+		sed -i -e '/^relay_name = /d' -e 's|trunk = true; }|}|' "$_out.tmp"
 	fi
 	if [ -n "$_extra" ]; then
 		awk -v extra="	$_extra" '{ print } /^routes[ \t]*=[ \t]*\([ \t]*$/ { print extra; n++ }
@@ -231,8 +232,7 @@ render() {
 	{
 		cat "$_out.tmp"
 		echo "# added by topology.sh"
-		echo "control = { socket = \"$_out.sock\"; };"
-		if [ "$TRUNK_LINK" = 1 ]; then echo "relay_name = \"$_rname\";"; fi
+				echo "control = { socket = \"$_out.sock\"; };"
 	} >"$_out" && rm -f "$_out.tmp" && chmod 600 "$_out"
 }
 
@@ -420,6 +420,13 @@ pairs_out() {
 		sed -n 's/.*event=established from=\([^ ]*\) to=\([^ ]*\).*/\1->\2/p' | sort -u | wc -l
 }
 
+# trunk_pairs LOG... — distinct domain pairs accepted on trunk links (the
+# asking relay logs "trunk-pair ... result=valid" once per pair and link).
+trunk_pairs() {
+	grep -hE "event=trunk-pair from=[^ ]+ to=[^ ]+ result=valid" "$@" 2>/dev/null |
+		sed -n 's/.*event=trunk-pair from=\([^ ]*\) to=\([^ ]*\).*/\1->\2/p' | sort -u | wc -l
+}
+
 relays_alive() { # CASE NAME...
 	_rc=$1
 	shift
@@ -509,11 +516,17 @@ star() {
 	fi
 
 	nconn=$(($(conns "" relay-centre 127.0.1.60:5269) + $(conns "" relay-onward 127.0.1.50:5269)))
-	npairs=$(($(pairs_out "$cl" '127\.0\.1\.60') + $(pairs_out "$ol" '127\.0\.1\.50')))
+	if [ "$TRUNK_LINK" = 1 ]; then
+		npairs=$(trunk_pairs "$cl" "$ol")
+	else
+		npairs=$(($(pairs_out "$cl" '127\.0\.1\.60') + $(pairs_out "$ol" '127\.0\.1\.50')))
+	fi
 	fig="$nconn TCP connection(s) centre <-> onward carrying $npairs domain pair(s)"
 	if [ "$TRUNK_LINK" = 1 ]; then
-		if [ "$nconn" -eq 1 ]; then lab_ok star-relay-connections "$fig (trunk link)"
-		else lab_fail star-relay-connections "$fig; a trunk link should be 1"; fi
+		# p1, p2, p3 <-> q1: six pairs cross, all on the one link
+		if [ "$nconn" -eq 1 ] && [ "$npairs" -ge 6 ]; then
+			lab_ok star-relay-connections "$fig (trunk link)"
+		else lab_fail star-relay-connections "$fig; a trunk link should be 1, carrying the 6 pairs"; fi
 	elif [ "$nconn" -ge 1 ]; then
 		lab_ok star-relay-connections "$fig (no trunk links in this relay: one per domain pair and direction, not asserted)"
 	else
@@ -612,6 +625,11 @@ boundary() {
 		lab_fail boundary-separation "$sep"
 	fi
 
+		# One stanza hq.a -> hq.b first: relay A's trunk link then goes to B1,
+	# its preferred address, before B2 opens a link of its own toward A,
+	# so which instance carries enclave A's traffic is fixed.
+	client warm "$NS_A" loop --login u@hq.a.example=127.0.1.31 --to u@hq.b.example --window 2
+	clients_wait
 	t1=$(lab_now_ms)
 	mkdir -p "$B/barrier"
 	tag=boundary-$(od -An -tx1 -N4 /dev/urandom | tr -d ' \n')
@@ -680,8 +698,13 @@ boundary() {
 
 	n1=$(($(conns "$NS_A" relay-a 192.0.2.2:5269) + $(conns "$NS_B" relay-b1 192.0.2.1:5269)))
 	n2=$(($(conns "$NS_A" relay-a 192.0.2.3:5269) + $(conns "$NS_B" relay-b2 192.0.2.1:5269)))
-	p1=$(($(pairs_out "$al" '192\.0\.2\.2') + $(pairs_out "$b1l" '192\.0\.2\.1')))
-	p2=$(($(pairs_out "$al" '192\.0\.2\.3') + $(pairs_out "$b2l" '192\.0\.2\.1')))
+	if [ "$TRUNK_LINK" = 1 ]; then
+		p1=$(trunk_pairs "$b1l") p2=$(trunk_pairs "$b2l")
+		p1=$((p1 + $(grep -h "event=trunk-pair .*result=valid" "$al" | grep -c "peer=192\.0\.2\.2:5269")))
+	else
+		p1=$(($(pairs_out "$al" '192\.0\.2\.2') + $(pairs_out "$b1l" '192\.0\.2\.1')))
+		p2=$(($(pairs_out "$al" '192\.0\.2\.3') + $(pairs_out "$b2l" '192\.0\.2\.1')))
+	fi
 	fig="A<->B1: $n1 TCP connection(s), $p1 domain pair(s); A<->B2: $n2 connection(s), $p2 pair(s)"
 	if [ "$TRUNK_LINK" = 1 ]; then
 		if [ "$n1" -le 1 ] && [ "$n2" -le 1 ] && [ $((n1 + n2)) -ge 1 ]; then
@@ -727,7 +750,7 @@ boundary() {
 		clients_wait
 		if grep -q '^ok pair u@ops.a.example -> u@hq.b.example' "$top/client-fb.out" &&
 			tail -n "+$((nb2 + 1))" "$b2l" |
-			grep -qE "dir=in peer=192\.0\.2\.1:[0-9]+ .*event=(dialback-valid|trunk-pair) from=ops.a.example to=hq.b.example"; then
+						grep -qE "dir=(in|out) peer=192\.0\.2\.1:[0-9]+ .*event=(dialback-valid|trunk-pair) from=ops.a.example to=hq.b.example"; then
 			lab_ok failover "B1 ($b1pid) killed: ops.a -> hq.b went to B2, relay A's second address"
 		else
 			lab_fail failover "after killing B1: $(grep -h 'pair u@ops.a.example -> u@hq.b.example' "$top/client-fb.out" "$top/client-fa.out" | head -n 1)"

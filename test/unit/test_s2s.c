@@ -763,9 +763,11 @@ END_TEST
 
 /* relay-b opens the link: the relay takes it as its own link to relay-b
  * (bidi), no connection of its own. */
-START_TEST(test_link_inbound_bidi)
+/* relay-b connects to the relay: its link, with bidi, up to the restart
+ * after SASL. */
+static struct net_conn *link_inbound(void)
 {
-	struct net_conn *c, *t, *o;
+	struct net_conn *t;
 
 	s2s_accept(NULL, 0);
 	t = fakenet_last();
@@ -782,7 +784,14 @@ START_TEST(test_link_inbound_bidi)
 		    "cmVsYXktYi5leGFtcGxl</auth>"); /* relay-b.example */
 	expect(t, "<success");
 	sendf(t, HDR_FMT, "relay-b.example", "relay.example", "");
-	fakenet_take(t, (size_t)-1);
+	ck_assert(has(t, "<stream:features>"));
+	return t;
+}
+
+START_TEST(test_link_inbound_bidi)
+{
+	struct net_conn *c, *t = link_inbound(), *o;
+
 	/* a leaf of ours sends toward relay-b's domains: over relay-b's link */
 	c = in_open("a.example", "x.b.example");
 	in_dialback(c, "a.example", "x.b.example");
@@ -793,6 +802,26 @@ START_TEST(test_link_inbound_bidi)
 	/* and relay-b sends its own pairs on it */
 	send_str(t, "<db:result from='z.b.example' to='a.example'>any</db:result>");
 	expect(t, "type='valid'");
+}
+END_TEST
+
+/* Both relays open a link at once: the one whose relay_name sorts later
+ * ("relay.example" > "relay-b.example": us) yields; what waited on our
+ * link moves to relay-b's, ours closes, nothing is bounced. */
+START_TEST(test_link_yield)
+{
+	struct net_conn *c = in_open("a.example", "x.b.example"), *o, *t;
+
+	in_dialback(c, "a.example", "x.b.example");
+	send_str(c, msg1);
+	ck_assert_uint_eq(out_to("10.0.0.9", &o), 1);
+	t = link_inbound();
+	ck_assert_msg(fakenet_closing(o), "our own link stays open");
+	link_pair_ok(t, "a.example", "x.b.example");
+	expect(t, "id='m1'");
+	accept_bounce_stream();
+	ck_assert(!bounced("m1", "remote-server-timeout"));
+	ck_assert(!bounced("m1", "remote-server-not-found"));
 }
 END_TEST
 
@@ -847,6 +876,7 @@ static Suite *s2s_suite(void)
 	tcase_add_test(tc, test_link_bidi_receive);
 	tcase_add_test(tc, test_link_inbound_bidi);
 	tcase_add_test(tc, test_link_pair_refused);
+	tcase_add_test(tc, test_link_yield);
 	suite_add_tcase(s, tc);
 	return s;
 }
