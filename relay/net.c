@@ -9,11 +9,14 @@
  *
  * Writes are batched: while one of our libuv callbacks runs (a read, a
  * timer, ...), net_write() only appends the plaintext to the connection's
- * pending buffer, and when the outermost callback returns every connection
- * with pending bytes is flushed: one TLS pass and one uv_write for all the
- * stanzas a read produced, instead of a record, an allocation and a
- * system call each. Outside our callbacks a write goes out at once. Bytes
- * still pending are flushed before TLS starts and before close. */
+ * pending buffer. What reads produced is flushed after the loop's poll
+ * phase (a uv_check handle, open while connections exist), so the stanzas
+ * of every stream read in one turn of the loop leave in one TLS pass and
+ * one uv_write per outbound connection, instead of a record, an
+ * allocation and a system call each; what any other callback wrote is
+ * flushed when it returns. Outside our callbacks a write goes out at
+ * once. Bytes still pending are flushed before TLS starts and before
+ * close. */
 #include "net.h"
 
 #include <errno.h>
@@ -66,10 +69,17 @@ struct net_write_req {
 
 static int net_depth;		   /* > 0 while one of our libuv callbacks runs */
 static struct net_conn *net_dirty; /* connections with pending plaintext */
+static uv_check_t *net_check;	   /* owned or NULL: the flush after each poll phase */
+static size_t net_nconns;	   /* connections allocated */
 
 void net_set_loop(void *uv_loop)
 {
 	net_loop = uv_loop;
+}
+
+static void on_check_closed(uv_handle_t *h)
+{
+	free(h);
 }
 
 static void net_unref(struct net_conn *c)
@@ -79,21 +89,27 @@ static void net_unref(struct net_conn *c)
 	tls_free(c->tls);
 	free(c->pend);
 	free(c);
+	/* the flush handle must not outlive the connections (uv_loop_close) */
+	if (--net_nconns == 0 && net_check != NULL) {
+		uv_close((uv_handle_t *)net_check, on_check_closed);
+		net_check = NULL;
+	}
 }
 
 static int net_flush(struct net_conn *c);
 
-/* Around every callback from libuv: the outermost one flushes. */
+/* Around every callback from libuv: the outermost one flushes, unless
+ * it is a read (defer) and the check handle will do it after the poll. */
 static void net_enter(void)
 {
 	net_depth++;
 }
 
-static void net_leave(void)
+static void net_leave_defer(int defer)
 {
 	struct net_conn *c;
 
-	if (net_depth == 1) {
+	if (net_depth == 1 && (!defer || net_check == NULL)) {
 		while ((c = net_dirty) != NULL) {
 			net_dirty = c->dirty_next;
 			c->dirty_next = NULL;
@@ -106,6 +122,18 @@ static void net_leave(void)
 		}
 	}
 	net_depth--;
+}
+
+static void net_leave(void)
+{
+	net_leave_defer(0);
+}
+
+static void on_check(uv_check_t *h)
+{
+	(void)h;
+	net_enter();
+	net_leave();
 }
 
 static void on_handle_closed(uv_handle_t *h)
@@ -382,7 +410,7 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 		c->cb->on_data(c->ctx, buf->base, (size_t)n);
 	}
 	net_unref(c);
-	net_leave();
+	net_leave_defer(1);
 }
 
 static void on_timer(uv_timer_t *t)
@@ -403,6 +431,14 @@ static struct net_conn *net_new(const struct net_callbacks *cb, void *ctx)
 
 	if (c == NULL)
 		return NULL;
+	if (net_nconns++ == 0 && net_check == NULL) {
+		net_check = malloc(sizeof(*net_check));
+		if (net_check != NULL) { /* else every callback flushes itself */
+			uv_check_init(net_loop, net_check);
+			uv_check_start(net_check, on_check);
+			uv_unref((uv_handle_t *)net_check);
+		}
+	}
 	c->cb = cb;
 	c->ctx = ctx;
 	uv_tcp_init(net_loop, &c->tcp);

@@ -62,16 +62,17 @@ fail() {
 	failed=$((failed + 1))
 }
 alive() { [ -n "$1" ] && kill -0 "$1" 2>/dev/null; }
+# Stop a process we started: TERM, 5 s, KILL. Returns its exit status.
 stop_pid() {
-	alive "$1" || return 0
-	kill -TERM "$1" 2>/dev/null
-	for _ in $(seq 50); do
-		alive "$1" || break
-		sleep 0.1
-	done
-	alive "$1" && kill -KILL "$1" 2>/dev/null
+	if alive "$1"; then
+		kill -TERM "$1" 2>/dev/null
+		for _ in $(seq 50); do
+			alive "$1" || break
+			sleep 0.1
+		done
+		alive "$1" && kill -KILL "$1" 2>/dev/null
+	fi
 	wait "$1" 2>/dev/null
-	return 0
 }
 cleanup() {
 	rc=$?
@@ -256,9 +257,16 @@ start_haproxy() {
 	pids="$pids $box_pid"
 	wait_port "$HTCP" 5269 && wait_port "$HTLS" 5270
 }
+box_rc=0
 stop_box() {
-	[ -n "$box_pid" ] && stop_pid "$box_pid"
+	box_rc=0
+	[ -n "$box_pid" ] && { stop_pid "$box_pid" || box_rc=$?; }
 	box_pid=""
+}
+# the relay stopped cleanly: exit 0 (a sanitizer report makes it fail)
+# and an empty event loop
+relay_clean() {
+	[ "$box_rc" = 0 ] && grep -q 'event=stopped loop-close=0' "$dir/relay.log"
 }
 
 # xb NAME ARGS...: one xbench run, its key=value line in $dir/NAME.out
@@ -272,8 +280,9 @@ xb() {
 	cat "$dir/$_n.out" >>"$dir/all.out"
 	return $_rc
 }
-kv() { # NAME KEY
-	tr ' ' '\n' <"$dir/$1.out" | sed -n "s/^$2=//p" | head -n 1
+kv() { # NAME KEY: the value, "-" when there is none
+	_v=$(tr ' ' '\n' <"$dir/$1.out" | sed -n "s/^$2=//p" | head -n 1)
+	echo "${_v:--}"
 }
 # where the sender connects for each rung
 target() {
@@ -318,6 +327,15 @@ if [ "$smoke" = 1 ]; then
 			fail "$r" "$(cat "$dir/smoke-$r.out" "$dir/smoke-$r-flat.out" 2>/dev/null | tr '\n' ' ')$(head -c 300 "$dir/smoke-$r.err" "$dir/smoke-$r-flat.err" 2>/dev/null)"
 		fi
 		stop_box
+		case $r in
+		xtrunkd*)
+			if relay_clean; then
+				ok "$r relay exit clean"
+			else
+				fail "$r relay exit" "status $box_rc; $(grep -v ' info ' "$dir/relay.log" | head -c 600)"
+			fi
+			;;
+		esac
 	done
 	# the other modes of the tool work at all
 	start_relay "$dir/relay.conf"
@@ -329,6 +347,11 @@ if [ "$smoke" = 1 ]; then
 		fail modes "$(cat "$dir/smoke-idle.out" "$dir/smoke-hs.out" "$dir/smoke-idle.err" "$dir/smoke-hs.err" 2>/dev/null | head -c 400)"
 	fi
 	stop_box
+	if relay_clean; then
+		ok "relay exit clean after idle and handshake modes"
+	else
+		fail "relay exit (idle, handshake)" "status $box_rc; $(grep -v ' info ' "$dir/relay.log" | head -c 600)"
+	fi
 	if "$RB" 1000 >"$dir/rb.out" && grep -q 'routes=1000 ' "$dir/rb.out"; then
 		ok "routebench: $(cat "$dir/rb.out")"
 	else

@@ -49,6 +49,7 @@
 #define NS_SASL "urn:ietf:params:xml:ns:xmpp-sasl"
 #define HIGH_WATER (256 * 1024) /* bytes queued per stream before the sender waits */
 #define MAX_WATCH 4
+#define MAX_CONNECTING 128 /* negotiations in flight while streams are set up */
 
 enum mode { MODE_TRAFFIC, MODE_IDLE, MODE_HANDSHAKE };
 
@@ -769,11 +770,22 @@ static void maybe_open_more(void)
 	}
 }
 
+/* Streams are opened a few at a time, so that 10,000 of them do not
+ * overflow the listen queue of the other end. */
+static void open_gradually(void)
+{
+	while (B.nopened < B.nstreams && B.nopened - B.nready < MAX_CONNECTING)
+		if (open_stream(B.nopened) < 0)
+			die("cannot open a stream");
+}
+
 static void on_tick(uv_timer_t *t)
 {
 	uint64_t now = now_ns();
 
 	(void)t;
+	if (B.mode != MODE_HANDSHAKE && B.phase == 0 && B.connect_host != NULL)
+		open_gradually();
 	switch (B.mode) {
 	case MODE_TRAFFIC:
 		if (B.phase == 0) {
@@ -1057,9 +1069,7 @@ int main(int argc, char **argv)
 			for (int i = 0; i < B.nstreams && i < B.total; i++)
 				maybe_open_more();
 		} else {
-			for (int i = 0; i < B.nstreams; i++)
-				if (open_stream(i) < 0)
-					die("cannot open a stream");
+			open_gradually();
 		}
 	} else {
 		/* a sink on its own: run until interrupted */
