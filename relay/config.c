@@ -242,9 +242,18 @@ static const char *file_of(const struct loader *ld, const config_setting_t *s)
 
 static const struct config_key *key_find(const char *path)
 {
+	/* 10^6 routes ask for the same few paths 10^6 times each: remember
+	 * the last key found per hash slot instead of walking the table */
+	static const struct config_key *memo[64];
+	unsigned h = 0;
+
+	for (const char *p = path; *p; p++)
+		h = h * 31 + (unsigned char)*p;
+	if (memo[h % 64] != NULL && strcmp(memo[h % 64]->path, path) == 0)
+		return memo[h % 64];
 	for (const struct config_key *k = config_keys; k->path; k++)
 		if (strcmp(k->path, path) == 0)
-			return k;
+			return memo[h % 64] = k;
 	return NULL;
 }
 
