@@ -9,6 +9,7 @@
 #include "xmlstream.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,7 +43,7 @@ static int read_oid(asn1_node el, const char *name, char *out, size_t outsz)
 	return 0;
 }
 
-int ess_decode(const unsigned char *der, size_t len, struct ess_label *out)
+static int ess_decode_tree(const unsigned char *der, size_t len, struct ess_label *out)
 {
 	char why[ASN1_MAX_ERROR_DESCRIPTION_SIZE], choice[32], name[64];
 	asn1_node el = NULL;
@@ -152,7 +153,8 @@ fail:
 	return r;
 }
 
-int ess_encode(const struct ess_label *in, unsigned char *out, size_t outsz, size_t *outlen)
+static int ess_encode_tree(const struct ess_label *in, unsigned char *out, size_t outsz,
+			   size_t *outlen)
 {
 	char why[ASN1_MAX_ERROR_DESCRIPTION_SIZE], num[24];
 	asn1_node el = NULL;
@@ -226,6 +228,84 @@ int ess_utf8_value(const char *text, unsigned char *out, size_t outsz, size_t *o
 	memcpy(out + tl_len, text, n);
 	*outlen = tl_len + n;
 	return 0;
+}
+
+/* The labels on a link repeat: a few stanzas' worth of different ones
+ * cover the traffic of a boundary. Both conversions are pure functions of
+ * their input bytes, so the last ones are remembered (direct-mapped by a
+ * hash of the input) instead of building a libtasn1 tree per stanza. The
+ * relay is one thread; results other than 0 and -EINVAL are not kept. */
+#define ESS_MEMO 8
+
+static struct {
+	size_t len; /* 0: empty */
+	unsigned char der[LABEL_DER_MAX];
+	int rc;
+	struct ess_label v;
+} dec_memo[ESS_MEMO];
+
+static struct {
+	int used;
+	struct ess_label in;
+	size_t len;
+	unsigned char der[LABEL_DER_MAX];
+} enc_memo[ESS_MEMO];
+
+static unsigned memo_slot(const void *p, size_t n)
+{
+	const unsigned char *b = p;
+	uint32_t h = 2166136261u;
+
+	while (n-- > 0)
+		h = (h ^ *b++) * 16777619u;
+	return h % ESS_MEMO;
+}
+
+int ess_decode(const unsigned char *der, size_t len, struct ess_label *out)
+{
+	unsigned i;
+	int r;
+
+	if (len == 0 || len > LABEL_DER_MAX)
+		return ess_decode_tree(der, len, out);
+	i = memo_slot(der, len);
+	if (dec_memo[i].len == len && memcmp(dec_memo[i].der, der, len) == 0) {
+		*out = dec_memo[i].v;
+		return dec_memo[i].rc;
+	}
+	r = ess_decode_tree(der, len, out);
+	if (r == 0 || r == -EINVAL) {
+		dec_memo[i].len = len;
+		memcpy(dec_memo[i].der, der, len);
+		dec_memo[i].rc = r;
+		dec_memo[i].v = *out;
+	}
+	return r;
+}
+
+int ess_encode(const struct ess_label *in, unsigned char *out, size_t outsz, size_t *outlen)
+{
+	/* the slot from a few fields; the whole struct is compared */
+	unsigned i = (memo_slot(in->policy, strnlen(in->policy, sizeof(in->policy))) +
+		      (unsigned)in->classification + (unsigned)in->ncats) %
+		     ESS_MEMO;
+	int r;
+
+	if (enc_memo[i].used && memcmp(&enc_memo[i].in, in, sizeof(*in)) == 0) {
+		if (enc_memo[i].len > outsz)
+			return -ENOSPC;
+		memcpy(out, enc_memo[i].der, enc_memo[i].len);
+		*outlen = enc_memo[i].len;
+		return 0;
+	}
+	r = ess_encode_tree(in, out, outsz, outlen);
+	if (r == 0 && *outlen <= sizeof(enc_memo[i].der)) {
+		enc_memo[i].used = 1;
+		enc_memo[i].in = *in;
+		enc_memo[i].len = *outlen;
+		memcpy(enc_memo[i].der, out, *outlen);
+	}
+	return r;
 }
 
 int ess_from_base64(const char *b64, struct ess_label *out)

@@ -368,8 +368,9 @@ RUNGS="direct tcp-proxy tls-proxy xtrunkd xtrunkd+pol"
 REPS=${BENCH_REPS:-3}
 echo "# bench: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), dir $dir"
 echo "# flat out, $STREAMS streams, ${SIZE}-byte stanzas, ${SECONDS_RUN}s per run, $REPS runs per rung"
-median() { sort -n | awk '{a[NR]=$1} END {if (NR==0) print 0; else print a[int((NR+1)/2)]}'; }
-spread() { sort -n | awk '{a[NR]=$1} END {if (NR==0 || a[int((NR+1)/2)]==0) print 0; else printf "%.0f", 100*(a[NR]-a[1])/a[int((NR+1)/2)]}'; }
+# over the numeric lines of stdin only ("-": no figure)
+median() { grep -E '^[0-9.]+$' | sort -n | awk '{a[NR]=$1} END {if (NR==0) print 0; else print a[int((NR+1)/2)]}'; }
+spread() { grep -E '^[0-9.]+$' | sort -n | awk '{a[NR]=$1} END {if (NR==0 || a[int((NR+1)/2)]==0) print 0; else printf "%.0f", 100*(a[NR]-a[1])/a[int((NR+1)/2)]}'; }
 for r in $RUNGS; do
 	: >"$dir/flat-$r.rates"
 	: >"$dir/flat-$r.cpu"
