@@ -134,6 +134,14 @@ struct stream {
 	int sasl_restart;	     /* after this feed: stream restart after SASL success */
 	int sasl_done;		     /* SASL EXTERNAL succeeded on this stream */
 	int sasl_tried;		     /* outbound: auth sent (no second try) */
+	/* inbound: the last certificate check (in_cert_ok), kept for a
+	 * moment: the features and the SASL answer ask the same question one
+	 * round trip apart, and a chain verification is most of a handshake */
+	struct {
+		uint64_t at; /* net_now_ms() of the check, 0 = none */
+		int ok;
+		char domain[DOMAIN_MAX + 1], why[128];
+	} cert_memo;
 	int db_offered;		     /* outbound: the next hop advertised dialback */
 	int pending_db;		     /* inbound: dialback verifications in flight */
 	int db_auth;		     /* inbound: a pair was authenticated by dialback */
@@ -493,6 +501,11 @@ static int in_cert_ok(struct stream *s, const char *domain, char *why, size_t wh
 	struct ident_policy pol;
 	int res;
 
+	if (s->tls && s->cert_memo.at != 0 && net_now_ms() - s->cert_memo.at < 2000 &&
+	    strcmp(s->cert_memo.domain, domain) == 0) {
+		snprintf(why, whylen, "%s", s->cert_memo.why);
+		return s->cert_memo.ok;
+	}
 	if (peer < 0 && r == NULL) {
 		snprintf(why, whylen, "no route for the domain");
 		return 0;
@@ -515,6 +528,12 @@ static int in_cert_ok(struct stream *s, const char *domain, char *why, size_t wh
 		snprintf(detail, sizeof(detail), "%s", why);
 		snprintf(why, whylen, "%s: %.80s", ident_result_str((enum ident_result)res),
 			 detail);
+	}
+	if (s->tls && strlen(domain) < sizeof(s->cert_memo.domain)) {
+		s->cert_memo.at = net_now_ms();
+		s->cert_memo.ok = res == IDENT_OK;
+		snprintf(s->cert_memo.domain, sizeof(s->cert_memo.domain), "%s", domain);
+		snprintf(s->cert_memo.why, sizeof(s->cert_memo.why), "%s", why);
 	}
 	return res == IDENT_OK;
 }
