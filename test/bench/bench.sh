@@ -419,13 +419,15 @@ xb hs --connect "$RELAY:5269" --mode handshake --streams 16 --total 3000 --watch
 	echo "# warning: hs: $(head -c 300 "$dir/hs.err")"
 cat "$dir/hs.out"
 stop_box
-echo "# 10 vs 1000 streams at 50% of the relay's flat-out rate"
-for n in 10 1000; do
-	start_relay "$dir/relay.conf" || exit 1
-	xb "streams-$n" --connect "$RELAY:5269" --watch "$box_pid" --streams "$n" \
-		--rate $((relay_max / 2)) --seconds "$SECONDS_RUN" --check || true
-	echo "streams $n $(kv "streams-$n" p50_us) $(kv "streams-$n" p99_us) $(kv "streams-$n" p999_us) $(kv "streams-$n" watch0_us_per_stanza) $(kv "streams-$n" lost)" | tee -a "$dir/streams.sum"
-	stop_box
+echo "# 10 vs 1000 streams at the same load (10% and 50% of the relay's flat-out rate)"
+for pc in 10 50; do
+	for n in 10 1000; do
+		start_relay "$dir/relay.conf" || exit 1
+		xb "streams-$n-$pc" --connect "$RELAY:5269" --watch "$box_pid" --streams "$n" \
+			--rate $((relay_max * pc / 100)) --seconds "$SECONDS_RUN" --check || true
+		echo "streams $n $pc $(kv "streams-$n-$pc" p50_us) $(kv "streams-$n-$pc" p99_us) $(kv "streams-$n-$pc" p999_us) $(kv "streams-$n-$pc" watch0_us_per_stanza) $(kv "streams-$n-$pc" lost) $(kv "streams-$n-$pc" bounced) $(kv "streams-$n-$pc" watch0_cpu)" | tee -a "$dir/streams.sum"
+		stop_box
+	done
 done
 
 # ---- routes

@@ -191,11 +191,18 @@ def report(d):
                    % (kv.get("routes"), kv.get("lookup_ns"), kv.get("build_s")))
     out.append("- 10^6 routes through the configuration loader (`xtrunkd -n`, libconfig parse, "
                "normalisation, table): **%s s**." % env.get("BENCH_LOAD1M", "?"))
-    st = {f[1]: f for f in lines(d, "streams.sum") if len(f) >= 7}
+    st = [f for f in lines(d, "streams.sum") if len(f) >= 10]
     if st:
-        out.append("- Same load (50% of flat out) over 10 vs 1,000 streams into xtrunkd: " + "; ".join(
-            "%s streams p50/p99/p99.9 %s/%s/%s µs (total), %s µs relay CPU per stanza, lost %s"
-            % (n, f[2], f[3], f[4], f[5], f[6]) for n, f in sorted(st.items(), key=lambda x: int(x[0]))))
+        out.append("- Same load over 10 vs 1,000 streams into xtrunkd (open loop; latency is the "
+                   "total, not the added):")
+        out.append("")
+        out.append("| streams | load | p50 µs | p99 µs | p99.9 µs | relay CPU µs/stanza | relay CPU | "
+                   "lost | bounced |")
+        out.append("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+        for f in st:
+            out.append("| %s | %s%% | %s | %s | %s | %s | %s | %s | %s |" % (
+                f[1], f[2], f[3], f[4], f[5], f[6], f[9], f[7], f[8]))
+        out.append("")
     out.append("- Callgrind: **%s instructions per forwarded stanza** (xtrunkd, no policy; "
                "difference of a 1,000- and a 6,000-stanza run, so start-up and negotiation "
                "cancel; `valgrind --tool=callgrind`)." % env.get("BENCH_IPC", "?"))
