@@ -1339,7 +1339,17 @@ static void xs_lex(struct xs *xs)
 			else
 				xs_lex_bad(xs, i - 3, XS_ERR_NOT_WELL_FORMED, "bad markup");
 			return;
-		case XL_TAG:
+		case XL_TAG: {
+			/* most bytes of a tag mean nothing here: skip them */
+			const char *p = b + (i - xs->base), *e = b + (end - xs->base);
+
+			while (p < e && *p != '\'' && *p != '"' && *p != '>')
+				p++;
+			i = xs->base + (size_t)(p - b);
+			if (i == end)
+				continue;
+			c = *p;
+		}
 			if ((c == '\'' || c == '"') && ++xs->lex_attrs > xs->max_attrs) {
 				xs_lex_bad(xs, i, XS_ERR_POLICY_VIOLATION, "too many attributes");
 				return;
@@ -1352,7 +1362,18 @@ static void xs_lex(struct xs *xs)
 				xs->lex = XL_TEXT;
 			break;
 		case XL_QUOTE1:
-		case XL_QUOTE2:
+		case XL_QUOTE2: {
+			/* inside a value only its closing quote and '<' matter */
+			const char *p = b + (i - xs->base), *e = b + (end - xs->base);
+			char quote = xs->lex == XL_QUOTE1 ? '\'' : '"';
+
+			while (p < e && *p != quote && *p != '<')
+				p++;
+			i = xs->base + (size_t)(p - b);
+			if (i == end)
+				continue;
+			c = *p;
+		}
 			if (c == (xs->lex == XL_QUOTE1 ? '\'' : '"')) {
 				xs->lex = XL_TAG;
 			} else if (c == '<') {
