@@ -1947,10 +1947,10 @@ static void in_on_db_verify(struct stream *s, const struct xs_stanza *st)
  * one pair by dialback makes every stanza on it count as dialback, never
  * stronger than it is. */
 static int in_policy(struct stream *s, const struct xs_stanza *st, const char *from, const char *to,
-		     const struct route *r, const struct bounce_in *b, struct policy_decision *rw)
+		     const struct route *r, const struct route *back, const struct bounce_in *b,
+		     struct policy_decision *rw)
 {
 	const struct config *cfg = g.rt->cfg;
-	const struct route *back = route_lookup(cfg->routes, from);
 	struct policy_input in = {st,
 				  from,
 				  to,
@@ -2001,9 +2001,9 @@ static int in_policy(struct stream *s, const struct xs_stanza *st, const char *f
  * came from. Either way: one bounce (never for an error), nothing
  * forwarded. 1 if the stanza may go on. */
 static int in_loop_check(struct stream *s, const struct xs_stanza *st, const char *from,
-			 const char *to, const struct route *r, const struct bounce_in *b)
+			 const char *to, const struct route *r, const struct route *back,
+			 const struct bounce_in *b)
 {
-	const struct route *back = route_lookup(g.rt->cfg->routes, from);
 	char text[DOMAIN_MAX + 160];
 
 	if (s->hop_hint >= s->cfg->max_hops) {
@@ -2032,7 +2032,7 @@ static void in_on_xmpp(struct stream *s, const struct xs_stanza *st)
 {
 	char from[DOMAIN_MAX + 1], to[DOMAIN_MAX + 1];
 	struct policy_decision rewritten;
-	const struct route *r;
+	const struct route *r, *back; /* to's route, and from's (the way back) */
 	struct bounce_in b = {st->name, st->to, st->from, st->type, st->id};
 	const char *cond = authz_stanza(s->authz, st->from, st->to, from, to);
 
@@ -2047,16 +2047,13 @@ static void in_on_xmpp(struct stream *s, const struct xs_stanza *st)
 	}
 	log_trace(LOG_TRACE_STANZA, "stream=%u event=stanza kind=%s from=%s to=%s route=%s",
 		  s->serial, st->name, from, to, r->pattern);
-	if (!in_loop_check(s, st, from, to, r, &b))
+	back = route_lookup(g.rt->cfg->routes, from); /* one lookup for all three uses */
+	if (!in_loop_check(s, st, from, to, r, back, &b))
 		return;
-	{
-		const struct route *back = route_lookup(g.rt->cfg->routes, from);
-
-		stats_count(STATS_STANZAS_RECEIVED, r->pattern,
-			    back != NULL ? g.rt->cfg->peers[back->peer].name : "-");
-	}
+	stats_count(STATS_STANZAS_RECEIVED, r->pattern,
+		    back != NULL ? g.rt->cfg->peers[back->peer].name : "-");
 	arm_idle(s);
-	if (!in_policy(s, st, from, to, r, &b, &rewritten))
+	if (!in_policy(s, st, from, to, r, back, &b, &rewritten))
 		return;
 	g.t_read = stats_clock_us();
 	if (rewritten.bytes != NULL)
