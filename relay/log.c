@@ -113,13 +113,24 @@ void log_msg(int prio, const char *fmt, ...)
 		struct tm tm;
 		char when[32];
 
+		char line[2048];
+		int n, m;
+
 		clock_gettime(CLOCK_REALTIME, &ts);
 		gmtime_r(&ts.tv_sec, &tm);
 		strftime(when, sizeof(when), "%H:%M:%S", &tm);
-		fprintf(stderr, "%s.%03ld %s ", when, ts.tv_nsec / 1000000,
-			prio == LOG_WARNING ? "warn" : level_names[prio]);
-		vfprintf(stderr, fmt, ap);
-		fputc('\n', stderr);
+		/* the whole line, then one write: stderr is unbuffered, and
+		 * three writes per line made a burst of lines (bounces under
+		 * overload) cost more than the stanzas */
+		n = snprintf(line, sizeof(line), "%s.%03ld %s ", when, ts.tv_nsec / 1000000,
+			     prio == LOG_WARNING ? "warn" : level_names[prio]);
+		m = vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
+		if (m < 0)
+			m = 0;
+		if ((size_t)m > sizeof(line) - (size_t)n - 2)
+			m = (int)(sizeof(line) - (size_t)n - 2); /* cut: the line's end is lost */
+		line[n + m] = '\n';
+		fwrite(line, 1, (size_t)(n + m + 1), stderr);
 	} else {
 		vsyslog(prio, fmt, ap);
 	}

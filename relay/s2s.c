@@ -273,6 +273,39 @@ static void slog(const struct stream *s, const char *fmt, ...)
 		 s->conn != NULL ? net_peer(s->conn) : "-", msg);
 }
 
+/* Lines logged once per stanza when something goes wrong (queue full,
+ * bounce, drop) come in floods when a next hop falls behind, and writing
+ * each one made the relay slower exactly then (a 1.2x overload fell to a
+ * tenth of the rate). At most FLOOD_LINES of each kind per second are
+ * logged; the rest are counted and reported in one event=log-suppressed
+ * line when the next one of that kind comes in a later second. The
+ * metrics still count every one. */
+#define FLOOD_LINES 100
+
+struct flood {
+	uint64_t second; /* net_now_ms() / 1000 of the current window */
+	unsigned lines, suppressed;
+};
+
+static int flood_ok(struct flood *f, const char *what)
+{
+	uint64_t now = net_now_ms() / 1000;
+
+	if (now != f->second) {
+		if (f->suppressed > 0)
+			log_info("event=log-suppressed what=%s lines=%u seconds=%llu", what,
+				 f->suppressed, (unsigned long long)(now - f->second));
+		f->second = now;
+		f->lines = f->suppressed = 0;
+	}
+	if (f->lines < FLOOD_LINES) {
+		f->lines++;
+		return 1;
+	}
+	f->suppressed++;
+	return 0;
+}
+
 static void make_id(char *out, size_t outsz)
 {
 	unsigned char r[12];
@@ -582,8 +615,13 @@ static void bounce_as(const struct bounce_in *b, const char *condition, const ch
 		log_warn("event=drop reason=no-route-for-bounce kind=%s", b->name);
 		return;
 	}
-	log_info("event=bounce kind=%s id=%s from=%s to=%s condition=%s", b->name,
-		 b->id != NULL ? b->id : "-", fd, td, condition);
+	{
+		static struct flood fl;
+
+		if (flood_ok(&fl, "bounce"))
+			log_info("event=bounce kind=%s id=%s from=%s to=%s condition=%s", b->name,
+				 b->id != NULL ? b->id : "-", fd, td, condition);
+	}
 	stats_count(STATS_BOUNCES, condition, NULL);
 	forward(r->peer, fd, td, buf, (size_t)n, NULL);
 }
@@ -1239,11 +1277,13 @@ static void queue_full(struct stream *s, const char *from_dom, const char *to_do
 		       const struct bounce_in *b)
 {
 	const char *kind = b != NULL ? b->name : "error";
+	static struct flood full, drop;
 
-	slog(s, "event=queue-full kind=%s from=%s to=%s", kind, from_dom, to_dom);
+	if (flood_ok(&full, "queue-full"))
+		slog(s, "event=queue-full kind=%s from=%s to=%s", kind, from_dom, to_dom);
 	if (b != NULL)
 		bounce(b, "resource-constraint", "xtrunk: queue toward next hop is full");
-	else
+	else if (flood_ok(&drop, "drop"))
 		log_info("event=drop reason=queue-full kind=%s from=%s to=%s", kind, from_dom,
 			 to_dom);
 }
