@@ -404,6 +404,14 @@ for r in $RUNGS; do
 	stop_box
 done
 
+# ---- overload: 140% of the relay's flat-out rate; what still gets through
+echo "# overload: xtrunkd offered 140% of its flat-out rate"
+start_relay "$dir/relay.conf" || exit 1
+xb overload --connect "$RELAY:5269" --watch "$box_pid" --streams "$STREAMS" \
+	--rate $((relay_max * 140 / 100)) --seconds "$SECONDS_RUN" || true
+echo "overload $(kv overload offered) $(kv overload rate) $(kv overload bounced) $(kv overload lost) $(kv overload watch0_cpu)" | tee "$dir/overload.sum"
+stop_box
+
 # ---- idle streams, negotiations, streams at the same load
 echo "# idle authenticated TLS streams: relay RSS growth per stream"
 for n in 1000 10000; do

@@ -145,7 +145,7 @@ def report(d):
                "every rung, `direct` included, carries up to 1 ms of send-side wait; it cancels "
                "in the difference.")
     out.append("")
-    out.append("| rung | load | p50 | p99 | p99.9 | p50 / p99 / p99.9 ratio to %s | lost |" % REF)
+    out.append("| rung | load | p50 | p99 | p99.9 | p50 / p99 / p99.9 ratio to %s | not arrived 10 s after |" % REF)
     out.append("|---|---:|---:|---:|---:|---|---:|")
     for r in RUNGS:
         for pc in ("10", "50", "80"):
@@ -173,6 +173,13 @@ def report(d):
 
     out.append("### Other figures")
     out.append("")
+    for f in lines(d, "overload.sum"):
+        if len(f) >= 6:
+            out.append("- Overload: xtrunkd offered %s stanzas/s (140%% of its flat-out rate) "
+                       "delivered **%s/s** in the measured window, relay CPU %s; %s bounced "
+                       "(resource-constraint), %s neither delivered nor bounced 10 s later "
+                       "(bounces dropped because the way back was full too, or still queued)."
+                       % (f[1], f[2], f[5], f[3], f[4]))
     for f in lines(d, "idle.sum"):
         if len(f) >= 5:
             out.append("- Idle authenticated TLS streams into xtrunkd: %s streams (%s ready, set up "
@@ -197,7 +204,7 @@ def report(d):
                    "total, not the added):")
         out.append("")
         out.append("| streams | load | p50 µs | p99 µs | p99.9 µs | relay CPU µs/stanza | relay CPU | "
-                   "lost | bounced |")
+                   "not arrived 10 s after | bounced |")
         out.append("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
         for f in st:
             out.append("| %s | %s%% | %s | %s | %s | %s | %s | %s | %s |" % (
