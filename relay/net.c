@@ -68,6 +68,7 @@ struct net_write_req {
 };
 
 static int net_depth;		   /* > 0 while one of our libuv callbacks runs */
+static uint64_t net_clock;	   /* net_now_ms() read when the outermost callback began */
 static struct net_conn *net_dirty; /* connections with pending plaintext */
 static uv_check_t *net_check;	   /* owned or NULL: the flush after each poll phase */
 static size_t net_nconns;	   /* connections allocated */
@@ -100,9 +101,18 @@ static int net_flush(struct net_conn *c);
 
 /* Around every callback from libuv: the outermost one flushes, unless
  * it is a read (defer) and the check handle will do it after the poll. */
+static uint64_t clock_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
 static void net_enter(void)
 {
-	net_depth++;
+	if (net_depth++ == 0)
+		net_clock = clock_ms();
 }
 
 static void net_leave_defer(int defer)
@@ -672,12 +682,12 @@ size_t net_write_queue_size(const struct net_conn *c)
 	return c->queued + c->pend_len;
 }
 
+/* Inside one of our callbacks, the time it began: the upper layers ask
+ * for the time several times per stanza (idle timers, back-off, log
+ * limits), and a millisecond clock does not move within one read. */
 uint64_t net_now_ms(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	return net_depth > 0 ? net_clock : clock_ms();
 }
 
 void net_set_dead_timeout(struct net_conn *c, unsigned ms)
