@@ -88,6 +88,7 @@ check: test-deps
 	sh test/integration/ejabberd.sh build-asan/xtrunkd
 	sh test/integration/valgrind.sh $(BUILD)/xtrunkd
 	sh test/integration/valgrind.sh $(BUILD)/xtrunkd protocol
+	sh test/integration/valgrind.sh $(BUILD)/xtrunkd policy
 	UBSAN_OPTIONS=halt_on_error=1 sh test/integration/policy.sh build-asan/xtrunkd
 	UBSAN_OPTIONS=halt_on_error=1 sh test/integration/topology.sh build-asan/xtrunkd
 

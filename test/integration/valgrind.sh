@@ -5,6 +5,7 @@
 #
 #   sh test/integration/valgrind.sh XTRUNKD            # run.sh: real Prosody leaves
 #   sh test/integration/valgrind.sh XTRUNKD protocol   # protocol.sh: the adversarial cases
+#   sh test/integration/valgrind.sh XTRUNKD policy     # policy.sh: policies, labels, audit
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 vg=$(mktemp -d /tmp/xtrunk-vg.XXXXXX) || exit 1
@@ -15,6 +16,9 @@ export XTRUNKD_WRAPPER="valgrind --log-file=$vg/vg.%p.log --leak-check=full \
 --track-fds=no --num-callers=30"
 if [ "${2:-run}" = protocol ]; then
 	bash "$here/protocol.sh" "$1"
+	rc=$?
+elif [ "${2:-run}" = policy ]; then
+	LAB_CLIENT_TIMEOUT=${LAB_CLIENT_TIMEOUT:-40} sh "$here/policy.sh" "$1"
 	rc=$?
 else
 	# valgrind makes TLS handshakes slow: give the clients more time
