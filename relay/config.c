@@ -106,6 +106,7 @@ const struct config_key config_keys[] = {
     {"routes.[].peer", "string", "required", "yes"},
     {"routes.[].policy", "string", "none", "yes"},
     {"routes.[].default_label", "string", "none", "yes"},
+    {"routes_file", "string", "none", "yes"},
     /* policy/: security labels, policies, audit (policy/policy_config.c) */
     {"security_labels", "group", "{}", "yes"},
     {"security_labels.policies", "list", "()", "yes"},
@@ -1096,6 +1097,94 @@ static int check_self_routes(struct loader *ld)
 	return 0;
 }
 
+/* Where a route was defined, for messages: "FILE:LINE". */
+static const char *route_where(const struct loader *ld, int line, char *buf, size_t len)
+{
+	if (line < 0)
+		snprintf(buf, len, "%s:%d", ld->c->routes_file, -line);
+	else
+		snprintf(buf, len, "%s:%d", ld->path, line);
+	return buf;
+}
+
+/* routes_file: one route per line, "PATTERN PEER" separated by blanks,
+ * '#' to the end of the line is a comment. For tables too large for the
+ * libconfig parser (10^6 routes load in about a second). Its routes join
+ * those of `routes`; a pattern may appear once in all. Such a route has no
+ * policy or default label of its own. */
+static int load_routes_file(struct loader *ld, const config_setting_t *root)
+{
+	config_setting_t *s = config_setting_get_member(root, "routes_file");
+	char *line = NULL, where[PATH_MAX + 32];
+	size_t cap = 0;
+	ssize_t n;
+	int lineno = 0, r = 0;
+	FILE *fp;
+
+	if (s == NULL)
+		return 0;
+	if ((r = check_readable(ld, s, "routes_file")) < 0)
+		return r;
+	if (dup_str(config_setting_get_string(s), &ld->c->routes_file) < 0)
+		return -ENOMEM;
+	fp = fopen(ld->c->routes_file, "r");
+	if (fp == NULL) {
+		fail_at(ld, s, "cannot open routes_file \"%s\": %s; fix the path or permissions",
+			ld->c->routes_file, strerror(errno));
+		return -errno;
+	}
+	while ((n = getline(&line, &cap, fp)) >= 0) {
+		char *p = line, *pat, *peer, *extra, *hash = memchr(line, '#', (size_t)n);
+		int idx, prev = 0;
+
+		lineno++;
+		if (hash != NULL)
+			*hash = '\0';
+		pat = strtok_r(p, " \t\r\n", &p);
+		if (pat == NULL)
+			continue;
+		peer = strtok_r(NULL, " \t\r\n", &p);
+		extra = peer ? strtok_r(NULL, " \t\r\n", &p) : NULL;
+		if (peer == NULL || extra != NULL) {
+			fail_line(ld, ld->c->routes_file, lineno,
+				  "a route is \"PATTERN PEER\" (two words); fix this line");
+			r = -EINVAL;
+			break;
+		}
+		if ((idx = peer_find(ld, peer)) < 0) {
+			fail_line(
+			    ld, ld->c->routes_file, lineno,
+			    "peer \"%s\" is not defined in %s; add it to peers or fix the name",
+			    peer, ld->path);
+			r = -EINVAL;
+			break;
+		}
+		r = route_add(ld->c->routes, pat, idx, -lineno, &prev);
+		if (r == -EEXIST)
+			fail_line(ld, ld->c->routes_file, lineno,
+				  "route for \"%s\" duplicates the route at %s; remove one of them",
+				  pat, route_where(ld, prev, where, sizeof(where)));
+		else if (r == -EINVAL)
+			fail_line(
+			    ld, ld->c->routes_file, lineno,
+			    "\"%s\" is not a valid pattern; write \"a.example\", \"*.a.example\" "
+			    "or \"*\"",
+			    pat);
+		else if (r < 0)
+			fail_line(ld, ld->c->routes_file, lineno, "cannot add the route: %s",
+				  strerror(-r));
+		if (r < 0)
+			break;
+	}
+	if (r == 0 && ferror(fp)) {
+		fail_at(ld, s, "error reading routes_file \"%s\"", ld->c->routes_file);
+		r = -EIO;
+	}
+	free(line);
+	fclose(fp);
+	return r;
+}
+
 /* relay_name: this relay's name on trunk links; normalised. A trunk peer
  * with an identity and no relay_name still works, one stream per domain
  * pair; say so, it is rarely what was meant. */
@@ -1254,6 +1343,7 @@ static void config_free(struct config *c)
 		return;
 	free(c->path);
 	free(c->relay_name);
+	free(c->routes_file);
 	free(c->warnings);
 	for (size_t i = 0; i < c->nlisten; i++)
 		free(c->listen[i].address);
@@ -1342,7 +1432,7 @@ int config_load(const char *path, struct config **out, char *err, size_t errlen)
 	if ((r = load_listen(&ld, root)) < 0 || (r = load_secret(&ld, root)) < 0 ||
 	    (r = load_tls(&ld, root)) < 0 || (r = check_limits(&ld, root)) < 0 ||
 	    (r = load_peers(&ld, root)) < 0 || (r = load_routes(&ld, root)) < 0 ||
-	    (r = load_ops(&ld, root)) < 0 ||
+	    (r = load_routes_file(&ld, root)) < 0 || (r = load_ops(&ld, root)) < 0 ||
 	    (r = policy_set_load(root, path, ld.c->npeers, &ld.c->policies, err, errlen)) < 0)
 		goto fail;
 

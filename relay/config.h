@@ -76,7 +76,9 @@ struct config {
 	char *tls_priority;	     /* owned or NULL: GnuTLS priority string */
 	struct cfg_peer *peers;	     /* owned array */
 	size_t npeers;
-	struct route_table *routes;	  /* owned */
+	struct route_table *routes;	  /* owned; a route's line is negative when it comes from
+					     routes_file (-line of that file) */
+	char *routes_file;		  /* owned or NULL: the routes_file path */
 	unsigned connect_timeout;	  /* seconds, default 10 */
 	unsigned handshake_timeout;	  /* seconds, default 30: TCP connect to authenticated */
 	unsigned idle_timeout;		  /* seconds, default 600 */

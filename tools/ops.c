@@ -185,7 +185,11 @@ int ops_route(int argc, char **argv)
 	else
 		why = "exact";
 	p = &rt->cfg->peers[r->peer];
-	printf("route:       %s (%s; %s line %d)\n", r->pattern, why, path, r->line);
+	if (r->line < 0) /* from routes_file */
+		printf("route:       %s (%s; %s line %d)\n", r->pattern, why, rt->cfg->routes_file,
+		       -r->line);
+	else
+		printf("route:       %s (%s; %s line %d)\n", r->pattern, why, path, r->line);
 	printf("peer:        %s (%s line %d)\n", p->name, path, p->line);
 	printf("next hop:    %s:%d (%s, tls %s, auth %s, identity %s)\n", p->host, p->port,
 	       p->direct_tls ? "direct TLS" : "STARTTLS",

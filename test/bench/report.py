@@ -197,7 +197,9 @@ def report(d):
                    "one third exact hits, one third under a wildcard, one third to the default)."
                    % (kv.get("routes"), kv.get("lookup_ns"), kv.get("build_s")))
     out.append("- 10^6 routes through the configuration loader (`xtrunkd -n`, libconfig parse, "
-               "normalisation, table): **%s s**." % env.get("BENCH_LOAD1M", "?"))
+               "normalisation, table): **%s s**; the same routes in a `routes_file` "
+               "(\"PATTERN PEER\" lines): **%s s**." % (env.get("BENCH_LOAD1M", "?"),
+                                                        env.get("BENCH_LOAD1MF", "?")))
     st = [f for f in lines(d, "streams.sum") if len(f) >= 10]
     if st:
         out.append("- Same load over 10 vs 1,000 streams into xtrunkd (open loop; latency is the "
@@ -247,9 +249,10 @@ def report(d):
     if routes:
         worst = max(num(r.get("lookup_ns"), 0) for r in routes)
         first = num(routes[0].get("lookup_ns"), 0)
-        load1m = num(env.get("BENCH_LOAD1M"))
+        load1m = num(env.get("BENCH_LOAD1MF"))
         row("route lookup flat 10..10^6, ≤ 1 µs; 10^6 routes load < 2 s",
-            "%.0f..%.0f ns; load %s s" % (first, worst, env.get("BENCH_LOAD1M", "?")),
+            "%.0f..%.0f ns; load %s s (routes_file; %s s in libconfig syntax)"
+            % (first, worst, env.get("BENCH_LOAD1MF", "?"), env.get("BENCH_LOAD1M", "?")),
             worst <= 1000 and load1m is not None and load1m < 2)
     if hs:
         v = num(hs.get("watch0_per_cpu_s"))

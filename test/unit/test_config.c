@@ -322,7 +322,7 @@ START_TEST(test_key_table)
 	 * of trunk links (limits.keepalive/failback/max_hops, peers.[].trunk,
 	 * peers.[].addresses and its host/port/priority), relay_name and
 	 * peers.[].authorize */
-	ck_assert_uint_eq(n, 103);
+	ck_assert_uint_eq(n, 104);
 }
 END_TEST
 
@@ -367,6 +367,55 @@ START_TEST(test_addresses)
 	ck_assert_uint_eq(c->failback, 30);
 	ck_assert_uint_eq(c->max_hops, 8);
 	config_unref(c);
+}
+END_TEST
+
+/* routes_file: "PATTERN PEER" lines joining the routes list. */
+START_TEST(test_routes_file)
+{
+	struct config *c;
+	char err[1024] = "", path[512], text[1024];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/routes", dir);
+	f = fopen(path, "w");
+	ck_assert_ptr_nonnull(f);
+	fputs("# enclave B\n*.b.example   leaf-a\n\n  x.example\tleaf-a   # exact\n", f);
+	fclose(f);
+	snprintf(text, sizeof(text),
+		 HEAD PEER_A "routes_file = \"%s\";\n"
+			     "routes = ( { domain = \"a.example\"; peer = \"leaf-a\"; } );\n",
+		 path);
+	ck_assert_msg(load_text(text, &c, err, sizeof(err)) == 0, "%s", err);
+	ck_assert_uint_eq(route_count(c->routes), 3);
+	ck_assert_int_eq(route_lookup(c->routes, "y.b.example")->line, -2);
+	ck_assert_int_eq(route_lookup(c->routes, "x.example")->line, -4);
+	ck_assert_int_gt(route_lookup(c->routes, "a.example")->line, 0);
+	config_unref(c);
+
+	/* errors name the routes file and its line */
+	f = fopen(path, "w");
+	fputs("*.b.example leaf-a\na.example leaf-a\n", f);
+	fclose(f);
+	ck_assert_int_eq(load_text(text, &c, err, sizeof(err)), -EEXIST);
+	ck_assert_msg(strstr(err, "/routes:2: route for \"a.example\" duplicates the route at ") &&
+			  strstr(err, "relay.conf:6"),
+		      "%s", err);
+	f = fopen(path, "w");
+	fputs("*.b.example nobody\n", f);
+	fclose(f);
+	ck_assert_int_eq(load_text(text, &c, err, sizeof(err)), -EINVAL);
+	ck_assert_msg(strstr(err, "/routes:1: peer \"nobody\" is not defined"), "%s", err);
+	f = fopen(path, "w");
+	fputs("*.b.example leaf-a extra\n", f);
+	fclose(f);
+	ck_assert_int_eq(load_text(text, &c, err, sizeof(err)), -EINVAL);
+	ck_assert_msg(strstr(err, "/routes:1: a route is \"PATTERN PEER\""), "%s", err);
+	f = fopen(path, "w");
+	fputs("a..b leaf-a\n", f);
+	fclose(f);
+	ck_assert_int_eq(load_text(text, &c, err, sizeof(err)), -EINVAL);
+	ck_assert_msg(strstr(err, "/routes:1: \"a..b\" is not a valid pattern"), "%s", err);
 }
 END_TEST
 
@@ -634,6 +683,7 @@ static Suite *config_suite(void)
 	tcase_add_test(tc, test_many_routes);
 	tcase_add_test(tc, test_addresses);
 	tcase_add_test(tc, test_warn_route_to_self);
+	tcase_add_test(tc, test_routes_file);
 	tcase_add_loop_test(tc, test_errors, 0, (int)(sizeof(err_cases) / sizeof(err_cases[0])));
 	suite_add_tcase(s, tc);
 	return s;
