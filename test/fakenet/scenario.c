@@ -120,7 +120,8 @@ int scen_reload(const char *conf_template, char *err, size_t errlen)
 	return 0;
 }
 
-size_t scen_restart(void)
+/* Shut s2s down, deliver every close; what is still open after that. */
+static size_t scen_stop(void)
 {
 	size_t left;
 
@@ -129,6 +130,13 @@ size_t scen_restart(void)
 	s2s_free();
 	left = fakenet_open_count();
 	fakenet_reset();
+	return left;
+}
+
+size_t scen_restart(void)
+{
+	size_t left = scen_stop();
+
 	s2s_init(rt);
 	return left;
 }
@@ -143,13 +151,8 @@ static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW 
 
 size_t scen_teardown(void)
 {
-	size_t left;
+	size_t left = scen_stop();
 
-	s2s_shutdown();
-	fakenet_pump();
-	s2s_free();
-	left = fakenet_open_count();
-	fakenet_reset();
 	runtime_unref(rt);
 	rt = NULL;
 	if (dir[0] != '\0')

@@ -40,14 +40,20 @@ static const char conf[] = CONF_BASE " );\n";
 /* conf plus a route for c.example, for the reload test */
 static const char conf_more[] = CONF_BASE ",\n { domain = \"c.example\"; peer = \"leaf-b\"; } );\n";
 
-static void setup(void)
+/* Logs at warning unless SCEN_LOG is set (then everything, on stderr). */
+static void setup_with(const char *template)
 {
 	char err[512] = "";
 
 	log_init(1, 0);
 	if (getenv("SCEN_LOG") == NULL)
 		log_set_level("warning");
-	ck_assert_msg(scen_setup(conf, err, sizeof(err)) == 0, "%s", err);
+	ck_assert_msg(scen_setup(template, err, sizeof(err)) == 0, "%s", err);
+}
+
+static void setup(void)
+{
+	setup_with(conf);
 }
 
 static void teardown(void)
@@ -479,12 +485,7 @@ static const char conf_trunk[] = CONF_COMMON CONF_TLS
 
 static void setup_trunk(void)
 {
-	char err[512] = "";
-
-	log_init(1, 0);
-	if (getenv("SCEN_LOG") == NULL)
-		log_set_level("warning");
-	ck_assert_msg(scen_setup(conf_trunk, err, sizeof(err)) == 0, "%s", err);
+	setup_with(conf_trunk);
 }
 
 /* an authenticated inbound stream a.example -> x.b.example (leaf-a, a
@@ -649,12 +650,7 @@ static const char conf_link[] =
 
 static void setup_link(void)
 {
-	char err[512] = "";
-
-	log_init(1, 0);
-	if (getenv("SCEN_LOG") == NULL)
-		log_set_level("warning");
-	ck_assert_msg(scen_setup(conf_link, err, sizeof(err)) == 0, "%s", err);
+	setup_with(conf_link);
 }
 
 /* Play relay-b accepting the relay's outbound trunk link on o, up to the
