@@ -188,12 +188,18 @@ $(BUILD)/routebench: $(BUILD)/test/bench/routebench.o $(LIB_OBJS)
 bench: all $(BENCH_BINS)
 	@sh scripts/deps.sh bench
 	bash test/bench/bench.sh $(BUILD)
+	sh test/bench/prosody.sh $(BUILD)/xtrunkd
+
+# Real leaves: Prosody -> Prosody direct against through xtrunkd (ratio).
+bench-prosody: all
+	@sh scripts/deps.sh test
+	sh test/bench/prosody.sh $(BUILD)/xtrunkd
 
 bench-smoke: all $(BENCH_BINS)
 	@sh scripts/deps.sh bench
 	bash test/bench/bench.sh --smoke $(BUILD)
 
-.PHONY: bench bench-smoke
+.PHONY: bench bench-smoke bench-prosody
 
 # The systemd unit goes where systemd looks for it: /lib/systemd/system
 # for PREFIX=/usr (Debian 12), else PREFIX/lib/systemd/system; its
@@ -217,6 +223,11 @@ install: all
 	install -m 0644 man/xtrunkctl.8 $(DESTDIR)$(PREFIX)/share/man/man8/xtrunkctl.8
 	install -m 0644 man/xtrunkd.conf.5 $(DESTDIR)$(PREFIX)/share/man/man5/xtrunkd.conf.5
 	install -m 0644 examples/*.conf $(DESTDIR)$(PREFIX)/share/doc/xtrunk/examples/
+	for d in star boundary; do \
+	    install -d $(DESTDIR)$(PREFIX)/share/doc/xtrunk/examples/$$d && \
+	    install -m 0644 examples/$$d/*.conf examples/$$d/README.md \
+	        $(DESTDIR)$(PREFIX)/share/doc/xtrunk/examples/$$d/ || exit 1; \
+	done
 
 format:
 	clang-format -i relay/*.[ch] certs/*.[ch] tools/*.c test/unit/*.c 2>/dev/null || true

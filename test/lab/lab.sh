@@ -563,7 +563,8 @@ lab_start_relay() {
 	# XTRUNKD_WRAPPER (e.g. "valgrind --error-exitcode=99 ...") runs the
 	# relay under a checker; the PID tracked is still the relay's process.
 	# shellcheck disable=SC2086
-	${XTRUNKD_WRAPPER:-} "$1" -d -v -f "$LAB_DIR/relay.conf" >"$LAB_DIR/relay.log" 2>&1 &
+	# shellcheck disable=SC2086
+	${XTRUNKD_WRAPPER:-} "$1" ${LAB_RELAY_FLAGS:--d -v} -f "$LAB_DIR/relay.conf" >"$LAB_DIR/relay.log" 2>&1 &
 	lab_track relay $!
 	if ! lab_wait_port "$LAB_RELAY_ADDR" 5269 10 "$(lab_pid_of relay)"; then
 		lab_die "relay did not listen on $LAB_RELAY_ADDR:5269"

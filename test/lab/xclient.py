@@ -21,6 +21,10 @@ stdout, and exits 0 (ok) or 1 (fail).
                                    receive it; prints "LABEL <securitylabel/>"
                                    as B received it. --expect-label OID:CLASS
                                    and --expect-marking TEXT check B's label.
+  flood      --from A --to B --count N
+                                   A sends N messages as fast as it can, B
+                                   must receive all; prints the rate (first
+                                   send to last arrival).
   expect-reject --from A --to B [--label ...] [--mtype TYPE]
                                    A sends a message (type TYPE, default
                                    chat); an error with --condition (default
@@ -265,6 +269,39 @@ async def cmd_message(args, loop, deadline, full=False):
         await logout([a, b])
 
 
+async def cmd_flood(args, loop, deadline):
+    """A sends --count messages as fast as it can, B counts them: the rate
+    from the first send to the last arrival (after one warm-up message, so
+    the s2s streams are up)."""
+    a = b = None
+    try:
+        a, b, _ = await login(args, loop, deadline)
+        await step_message(args, a, b, deadline)
+        tag = "flood-" + uuid.uuid4().hex[:8]
+        n, got = args.count, 0
+        t0 = time.monotonic()
+
+        async def receive():
+            nonlocal got
+            while got < n:
+                m = await asyncio.wait_for(b.messages.get(), deadline.left())
+                if m["body"].startswith(tag):
+                    got += 1
+        rx = asyncio.ensure_future(receive())
+        for i in range(n):
+            a.send_message(mto=b.boundjid.bare, mbody="%s %d" % (tag, i), mtype="chat")
+            if i % 100 == 99:
+                await asyncio.sleep(0)
+        try:
+            await rx
+        except (asyncio.TimeoutError, Fail):
+            raise Fail("only %d of %d messages arrived" % (got, n))
+        dt = time.monotonic() - t0
+        return "%d messages in %.2f s: %.0f msg/s" % (n, dt, n / dt)
+    finally:
+        await logout([a, b])
+
+
 async def cmd_expect_error(args, loop, deadline):
     a = None
     try:
@@ -451,7 +488,8 @@ async def cmd_expect_reject(args, loop, deadline):
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("command", choices=["message", "roundtrip", "expect-error", "label-send",
-                                        "expect-reject"])
+                                        "expect-reject", "flood"])
+    p.add_argument("--count", type=int, default=1000, help="flood: messages to send")
     p.add_argument("--label", default="")
     p.add_argument("--expect-label", default="")
     p.add_argument("--expect-marking", default="")
@@ -494,6 +532,8 @@ def main():
         coro = cmd_label_send(args, loop, deadline)
     elif args.command == "expect-reject":
         coro = cmd_expect_reject(args, loop, deadline)
+    elif args.command == "flood":
+        coro = cmd_flood(args, loop, deadline)
     else:
         coro = cmd_message(args, loop, deadline, full=(args.command == "roundtrip"))
     try:
