@@ -187,8 +187,9 @@ $(BUILD)/routebench: $(BUILD)/test/bench/routebench.o $(LIB_OBJS)
 
 bench: all $(BENCH_BINS)
 	@sh scripts/deps.sh bench
-	bash test/bench/bench.sh $(BUILD)
-	sh test/bench/prosody.sh $(BUILD)/xtrunkd
+	@sh scripts/deps.sh test
+	sh test/bench/prosody.sh $(BUILD)/xtrunkd | tee $(BUILD)/prosody-bench.txt
+	BENCH_PROSODY="$$(tail -n 1 $(BUILD)/prosody-bench.txt)" bash test/bench/bench.sh $(BUILD)
 
 # Real leaves: Prosody -> Prosody direct against through xtrunkd (ratio).
 bench-prosody: all

@@ -484,7 +484,7 @@ echo "callgrind instructions_per_stanza=$ipc (Ir $ir1 at 1000 stanzas, $ir2 at 6
 t_total=$(($(date +%s) - t_begin))
 
 # ---- the table and BENCHMARKS.md
-BENCH_DIR=$dir BENCH_IPC=$ipc BENCH_LOAD1M=$load_1m BENCH_LOAD1MF=$load_1mf BENCH_TOTAL=$t_total BENCH_SIZE=$SIZE \
+BENCH_PROSODY="${BENCH_PROSODY:-}" BENCH_DIR=$dir BENCH_IPC=$ipc BENCH_LOAD1M=$load_1m BENCH_LOAD1MF=$load_1mf BENCH_TOTAL=$t_total BENCH_SIZE=$SIZE \
 	BENCH_STREAMS=$STREAMS BENCH_REPS=$REPS BENCH_SECONDS=$SECONDS_RUN BENCH_RELAY_MAX=$relay_max \
 	python3 "$here/report.py" >"$dir/report.md" || exit 1
 cat "$dir/report.md"

@@ -7,6 +7,7 @@ prints and keeps in BENCHMARKS.md (standard library only).
 
 The generated part sits between <!-- bench:begin --> and <!-- bench:end -->;
 --merge replaces only that part, so the notes around it stay."""
+import re
 import os
 import platform
 import subprocess
@@ -259,7 +260,15 @@ def report(d):
         row("≥ 1,000 full negotiations/s per core (ECDSA)", "%s per relay CPU-second" % hs.get("watch0_per_cpu_s"),
             v is not None and v >= 1000)
     row("both cores ≥ 1.8× one core", "xtrunkd is one thread; see the notes", None)
-    row("Prosody → relay → Prosody ≥ 95% of direct", "not part of make bench; see the notes", None)
+    pb = env.get("BENCH_PROSODY", "")
+    m = re.search(r"direct (\d+) msg/s, through xtrunkd (\d+) msg/s, ratio ([0-9.]+)", pb)
+    if m:
+        row("Prosody → relay → Prosody ≥ 95% of direct",
+            "%s msg/s through xtrunkd, %s direct: %s× (test/bench/prosody.sh)"
+            % (m.group(2), m.group(1), m.group(3)), float(m.group(3)) >= 0.95)
+    else:
+        row("Prosody → relay → Prosody ≥ 95% of direct",
+            "not measured in this run (test/bench/prosody.sh)", None)
     out.append("")
     out.append(END)
     return "\n".join(out) + "\n"
