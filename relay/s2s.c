@@ -129,11 +129,11 @@ struct stream {
 	struct config *cfg;    /* borrowed from rt */
 	int tls;	       /* TLS is up */
 	int header_sent;
-	int restart;		     /* after this feed: xs_reset (stream restart) */
-	int start_tls;		     /* after this feed: check injection, start TLS */
-	int sasl_restart;	     /* after this feed: stream restart after SASL success */
-	int sasl_done;		     /* SASL EXTERNAL succeeded on this stream */
-	int sasl_tried;		     /* outbound: auth sent (no second try) */
+	int restart;	  /* after this feed: xs_reset (stream restart) */
+	int start_tls;	  /* after this feed: check injection, start TLS */
+	int sasl_restart; /* after this feed: stream restart after SASL success */
+	int sasl_done;	  /* SASL EXTERNAL succeeded on this stream */
+	int sasl_tried;	  /* outbound: auth sent (no second try) */
 	/* inbound: the last certificate check (in_cert_ok), kept for a
 	 * moment: the features and the SASL answer ask the same question one
 	 * round trip apart, and a chain verification is most of a handshake */

@@ -41,14 +41,16 @@ static const struct norm_case norm_cases[] = {
     {"-ü.example", NULL, -EINVAL},	 /* IDNA refuses a leading hyphen */
     /* look-alikes stay distinct; invisible characters are refused, not
      * deleted (UTS #46 would map them to nothing) */
-    {"\xd0\xb0.example", "xn--80a.example", 0},	     /* Cyrillic a */
-    {"a.ex\xd0\xb0mple", "a.xn--exmple-4nf", 0},     /* Cyrillic a inside */
-    {"\xef\xbd\x81.example", "a.example", 0},	     /* fullwidth a: width mapping */
-    {"a\xe2\x80\x8b.example", NULL, -EINVAL},	     /* U+200B zero width space */
-    {"a\xc2\xad.example", NULL, -EINVAL},	     /* U+00AD soft hyphen */
-    {"a\xe2\x80\x8d.example", NULL, -EINVAL},	     /* U+200D zero width joiner */
-    {"a\xe2\x80\xae.example", NULL, -EINVAL},	     /* U+202E right-to-left override */
-    {"\xef\xbb\xbf" "a.example", NULL, -EINVAL},	     /* U+FEFF */
+    {"\xd0\xb0.example", "xn--80a.example", 0},	 /* Cyrillic a */
+    {"a.ex\xd0\xb0mple", "a.xn--exmple-4nf", 0}, /* Cyrillic a inside */
+    {"\xef\xbd\x81.example", "a.example", 0},	 /* fullwidth a: width mapping */
+    {"a\xe2\x80\x8b.example", NULL, -EINVAL},	 /* U+200B zero width space */
+    {"a\xc2\xad.example", NULL, -EINVAL},	 /* U+00AD soft hyphen */
+    {"a\xe2\x80\x8d.example", NULL, -EINVAL},	 /* U+200D zero width joiner */
+    {"a\xe2\x80\xae.example", NULL, -EINVAL},	 /* U+202E right-to-left override */
+    {"\xef\xbb\xbf"
+     "a.example",
+     NULL, -EINVAL},				     /* U+FEFF */
     {"a\xef\xb8\x8f.example", NULL, -EINVAL},	     /* U+FE0F variation selector */
     {"a\xf3\xa0\x80\x81.example", NULL, -EINVAL},    /* U+E0001 language tag */
     {"\xc3\xa4\xcd\x8f.example", NULL, -EINVAL},     /* U+034F combining grapheme joiner */
