@@ -24,16 +24,10 @@ set -u
 here=$(cd "$(dirname "$0")" && pwd)
 PY=/usr/bin/python3
 SECRET=ops-secret-0123456789abcdef
-passed=0
-failed=0
 watchdog_pid=""
 dir=""
 keep=0
-
-ok() { echo "ok $1"; passed=$((passed + 1)); }
-fail() { echo "FAIL $1: $2"; failed=$((failed + 1)); }
-summary() { echo "$passed passed, $failed failed"; }
-alive() { [ -n "$1" ] && kill -0 "$1" 2>/dev/null; }
+. "$here/../lib/suite.sh"
 
 cleanup() {
 	rc=$?

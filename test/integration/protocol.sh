@@ -31,35 +31,13 @@ here=$(cd "$(dirname "$0")" && pwd)
 PY=/usr/bin/python3
 RELAY_ADDR=127.0.0.20
 SECRET=0123456789abcdef0123456789abcdef
-passed=0
-failed=0
 relay_pid=""
 watchdog_pid=""
 py_pid=""
 dir=""
 keep=0
 
-ok() { echo "ok $1"; passed=$((passed + 1)); }
-fail() { echo "FAIL $1: $2"; failed=$((failed + 1)); }
-summary() { echo "$passed passed, $failed failed"; }
-
-alive() { [ -n "$1" ] && kill -0 "$1" 2>/dev/null; }
-
-# Stop a process we started: TERM, up to $2 tenths of a second, then KILL.
-stop_pid() {
-	alive "$1" || return 0
-	kill -TERM "$1" 2>/dev/null
-	i=0
-	while alive "$1" && [ "$i" -lt "$2" ]; do
-		sleep 0.1
-		i=$((i + 1))
-	done
-	if alive "$1"; then
-		kill -KILL "$1" 2>/dev/null
-		return 1
-	fi
-	return 0
-}
+. "$here/../lib/suite.sh"
 
 cleanup() {
 	rc=$?
@@ -76,17 +54,8 @@ trap cleanup EXIT
 trap 'keep=1; echo "# protocol: interrupted; directory kept: $dir" >&2; exit 130' INT TERM HUP
 
 XTRUNKD=${1:-}
-if [ -z "$XTRUNKD" ] || [ ! -f "$XTRUNKD" ] || [ ! -x "$XTRUNKD" ]; then
-	fail relay-binary "relay binary '${XTRUNKD}' missing or not executable; usage: protocol.sh XTRUNKD"
-	summary
-	exit 1
-fi
-XTRUNKD=$(cd "$(dirname "$XTRUNKD")" && pwd)/$(basename "$XTRUNKD")
-if ! command -v certtool >/dev/null; then
-	fail pki "certtool missing (apt-get install gnutls-bin)"
-	summary
-	exit 1
-fi
+suite_relay_binary "protocol.sh XTRUNKD" || exit 1
+suite_certtool || exit 1
 
 WRAP=${XTRUNKD_WRAPPER:-}
 if [ -n "$WRAP" ]; then

@@ -30,29 +30,11 @@ SOAK_STREAMS=${SOAK_STREAMS:-4}
 SOAK_DOMAINS=${SOAK_DOMAINS:-8}
 SOAK_SEED=${SOAK_SEED:-1}
 SOAK_FAULT_GAP=${SOAK_FAULT_GAP:-0}
-passed=0
-failed=0
 py_pid=""
 dir=""
 keep=0
 
-ok() { echo "ok $1"; passed=$((passed + 1)); }
-fail() { echo "FAIL $1: $2"; failed=$((failed + 1)); }
-summary() { echo "$passed passed, $failed failed"; }
-alive() { [ -n "$1" ] && kill -0 "$1" 2>/dev/null; }
-
-# Stop a process we started: TERM, up to $2 tenths of a second, then KILL.
-stop_pid() {
-	alive "$1" || return 0
-	kill -TERM "$1" 2>/dev/null
-	i=0
-	while alive "$1" && [ "$i" -lt "$2" ]; do
-		sleep 0.1
-		i=$((i + 1))
-	done
-	alive "$1" && kill -KILL "$1" 2>/dev/null
-	return 0
-}
+. "$(cd "$(dirname "$0")/../lib" && pwd)/suite.sh"
 
 cleanup() {
 	rc=$?
@@ -74,17 +56,8 @@ trap cleanup EXIT
 trap 'keep=1; echo "# soak: interrupted; directory kept: $dir" >&2; exit 130' INT TERM HUP
 
 XTRUNKD=${1:-}
-if [ -z "$XTRUNKD" ] || [ ! -f "$XTRUNKD" ] || [ ! -x "$XTRUNKD" ]; then
-	fail relay-binary "relay binary '${XTRUNKD}' missing or not executable; usage: soak.sh XTRUNKD"
-	summary
-	exit 1
-fi
-XTRUNKD=$(cd "$(dirname "$XTRUNKD")" && pwd)/$(basename "$XTRUNKD")
-if ! command -v certtool >/dev/null; then
-	fail pki "certtool missing (apt-get install gnutls-bin)"
-	summary
-	exit 1
-fi
+suite_relay_binary "soak.sh XTRUNKD" || exit 1
+suite_certtool || exit 1
 case "$SOAK_SECONDS$SOAK_RATE$SOAK_STREAMS$SOAK_DOMAINS$SOAK_SEED" in
 *[!0-9]*)
 	fail usage "SOAK_SECONDS, SOAK_RATE, SOAK_STREAMS, SOAK_DOMAINS, SOAK_SEED: integers"
