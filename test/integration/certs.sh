@@ -60,12 +60,7 @@ LAB_LIBDIR=$(cd "$here/../lab" && pwd)
 . "$LAB_LIBDIR/lab.sh"
 
 XTRUNKD=${1:-}
-if [ -z "$XTRUNKD" ] || [ ! -f "$XTRUNKD" ] || [ ! -x "$XTRUNKD" ]; then
-	lab_fail relay-binary "relay binary '${XTRUNKD}' missing or not executable; usage: certs.sh XTRUNKD"
-	lab_summary
-	exit 1
-fi
-XTRUNKD=$(cd "$(dirname "$XTRUNKD")" && pwd)/$(basename "$XTRUNKD")
+lab_relay_binary "certs.sh XTRUNKD" || exit 1
 if [ -z "${LAB_XTRUNKCTL:-}" ] && [ -x "$(dirname "$XTRUNKD")/xtrunkctl" ]; then
 	LAB_XTRUNKCTL=$(dirname "$XTRUNKD")/xtrunkctl
 fi

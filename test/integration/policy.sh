@@ -37,12 +37,7 @@ LAB_LIBDIR=$(cd "$here/../lab" && pwd)
 . "$LAB_LIBDIR/lab.sh"
 
 XTRUNKD=${1:-}
-if [ -z "$XTRUNKD" ] || [ ! -f "$XTRUNKD" ] || [ ! -x "$XTRUNKD" ]; then
-	lab_fail relay-binary "relay binary '${XTRUNKD}' missing or not executable; usage: policy.sh XTRUNKD"
-	lab_summary
-	exit 1
-fi
-XTRUNKD=$(cd "$(dirname "$XTRUNKD")" && pwd)/$(basename "$XTRUNKD")
+lab_relay_binary "policy.sh XTRUNKD" || exit 1
 
 UK=1.3.6.1.4.1.99999.1
 NATO=1.3.6.1.4.1.99999.2

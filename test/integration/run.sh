@@ -28,12 +28,7 @@ LAB_LIBDIR=$(cd "$here/../lab" && pwd)
 . "$LAB_LIBDIR/lab.sh"
 
 XTRUNKD=${1:-}
-if [ -z "$XTRUNKD" ] || [ ! -f "$XTRUNKD" ] || [ ! -x "$XTRUNKD" ]; then
-	lab_fail relay-binary "relay binary '${XTRUNKD}' missing or not executable; usage: run.sh XTRUNKD"
-	lab_summary
-	exit 1
-fi
-XTRUNKD=$(cd "$(dirname "$XTRUNKD")" && pwd)/$(basename "$XTRUNKD")
+lab_relay_binary "run.sh XTRUNKD" || exit 1
 
 dir=$(mktemp -d /tmp/xtrunk-it.XXXXXX) || exit 1
 keep=1

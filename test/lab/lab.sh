@@ -698,6 +698,17 @@ lab_ok() { echo "ok $1${2:+  ($2)}"; LAB_PASSED=$((LAB_PASSED + 1)); }
 lab_fail() { echo "FAIL $1${2:+  ($2)}"; LAB_FAILED=$((LAB_FAILED + 1)); }
 lab_summary() { echo "$LAB_PASSED passed, $LAB_FAILED failed"; }
 
+# lab_relay_binary USAGE — $XTRUNKD exists and is executable (made
+# absolute); otherwise a FAIL line, the summary, and 1.
+lab_relay_binary() {
+	if [ -z "${XTRUNKD:-}" ] || [ ! -f "$XTRUNKD" ] || [ ! -x "$XTRUNKD" ]; then
+		lab_fail relay-binary "relay binary '${XTRUNKD:-}' missing or not executable; usage: $1"
+		lab_summary
+		return 1
+	fi
+	XTRUNKD=$(cd "$(dirname "$XTRUNKD")" && pwd)/$(basename "$XTRUNKD")
+}
+
 # lab_case NAME SUBCOMMAND xclient-args... — runs the client, records the
 # result with the client's own one-line explanation.
 # The client runs in the background and is waited for, so that a signal
