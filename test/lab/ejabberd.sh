@@ -361,6 +361,21 @@ ejabberd_start() {
 		return 1
 	fi
 	ej_log "ejabberd ($EJ_DOMAIN, pid $_ejpid) listening: $(($(ej_now_ms) - _ejt0)) ms"
+	# The listeners open before Mnesia has loaded its tables (ejabberd
+	# logs "Waiting for Mnesia synchronization" after them): a register
+	# sent then fails with {no_exists,passwd,...}. "ejabberdctl status"
+	# exits 0 only once the application has finished starting.
+	_ejt1=$(ej_now_ms)
+	_ejdl=$((_ejt1 + EJ_START_TIMEOUT * 1000))
+	until ejabberd_ctl status >>"$EJ_DIR/log/ctl.log" 2>&1; do
+		if ! ej_alive "$_ejpid" || [ "$(ej_now_ms)" -ge "$_ejdl" ]; then
+			ej_die "ejabberd did not finish starting in $EJ_START_TIMEOUT s (EJ_START_TIMEOUT); see $EJ_DIR/log"
+			tail -n 5 "$EJ_DIR/log/ctl.log" "$EJ_DIR/log/ejabberd.log" >&2 2>/dev/null
+			return 1
+		fi
+		sleep 0.2
+	done
+	ej_log "ejabberd started: $(($(ej_now_ms) - _ejt1)) ms"
 	_ejt1=$(ej_now_ms)
 	for _eju in $EJ_ACCOUNTS; do
 		ejabberd_ctl register "$_eju" "$EJ_DOMAIN" "$EJ_PW" >>"$EJ_DIR/log/ctl.log" 2>&1 ||
