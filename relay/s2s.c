@@ -52,6 +52,7 @@
 #include "identity.h"
 #include "log.h"
 #include "net.h"
+#include "pairset.h"
 #include "policy.h"
 #include "route.h"
 #include "runtime.h"
@@ -103,12 +104,9 @@ struct qitem {
 	char *from_dom, *to_dom;
 };
 
-/* A domain pair we asked a trunk peer to accept on a trunk link. */
+/* A domain pair we asked a trunk peer to accept on a trunk link: the value
+ * of the pair in the stream's tpairs. */
 enum tpair_state { TP_ASKED = 1, TP_OK, TP_REFUSED };
-struct tpair {
-	char *from, *to; /* owned (one allocation, from first) */
-	enum tpair_state state;
-};
 
 /* A db:verify we sent (or will send) on behalf of an inbound stream. */
 struct vreq {
@@ -119,7 +117,10 @@ struct vreq {
 };
 
 struct stream {
-	struct stream *next, *prev; /* the global list (borrowed links) */
+	struct stream *next, *prev;   /* the global list (borrowed links) */
+	struct stream *hnext;	      /* outbound: the pool's hash chain (borrowed) */
+	uint64_t hash;		      /* outbound: pool_hash(peer, local, remote) */
+	struct stream *tnext, *tprev; /* trunk links: g.trunks (borrowed links) */
 	unsigned serial;
 	enum s2s_dir dir;
 	enum s2s_state state;
@@ -151,12 +152,11 @@ struct stream {
 	uint64_t active_at;	     /* net_now_ms() of the last stanza (idle, keepalive) */
 	/* Trunk link (XEP-0288) with a trunk peer: one stream carries every
 	 * domain pair; with bidi, in both directions. */
-	int trunk;	      /* this stream is the link to/from trunk peer `peer` */
-	int bidi;	      /* bidi negotiated: it sends and receives */
-	int bidi_asked;	      /* inbound: the peer sent <bidi/> before authenticating */
-	int sasl_open;	      /* inbound: restarted after SASL success: may carry stanzas */
-	struct tpair *tpairs; /* owned array: pairs we send, and their state */
-	size_t ntpairs, tpcap;
+	int trunk;		/* this stream is the link to/from trunk peer `peer` */
+	int bidi;		/* bidi negotiated: it sends and receives */
+	int bidi_asked;		/* inbound: the peer sent <bidi/> before authenticating */
+	int sasl_open;		/* inbound: restarted after SASL success: may carry stanzas */
+	struct pairset *tpairs; /* owned: pairs we send, and their tpair_state */
 	/* inbound */
 	struct authz *authz; /* owned: pairs authenticated on this stream */
 	unsigned hop_hint;   /* hops announced for the next stanza by a trunk peer */
@@ -175,6 +175,15 @@ struct stream {
 static struct {
 	struct runtime *rt;	/* ref: the current snapshot, for new streams and routing */
 	struct stream *streams; /* the list; each stream is owned by its connection */
+	/* Every outbound stream, also chained in a hash of (peer, from, to):
+	 * the per-stanza pool search looks at one chain, not at every stream
+	 * (1,000 inbound streams feeding one outbound stream made it a walk
+	 * of the whole list). NULL with pool_off: the table could not be
+	 * allocated and searches walk the list. */
+	struct stream **pool; /* owned array of pool_nb chain heads */
+	size_t pool_nb, pool_n;
+	int pool_off;
+	struct stream *trunks; /* the trunk links, both directions (a short list) */
 	unsigned next_serial;
 	struct xs_limits limits;
 	int draining;		     /* SIGTERM: finish what is queued, take nothing new */
@@ -460,14 +469,119 @@ static void stream_link(struct stream *s)
 	g.streams = s;
 }
 
+static void pool_del(struct stream *s);
+
 static void stream_unlink(struct stream *s)
 {
+	if (s->dir == DIR_OUT)
+		pool_del(s);
+	if (s->trunk) {
+		if (s->tprev != NULL)
+			s->tprev->tnext = s->tnext;
+		else
+			g.trunks = s->tnext;
+		if (s->tnext != NULL)
+			s->tnext->tprev = s->tprev;
+	}
 	if (s->prev != NULL)
 		s->prev->next = s->next;
 	else
 		g.streams = s->next;
 	if (s->next != NULL)
 		s->next->prev = s->prev;
+}
+
+/* s becomes a trunk link (XEP-0288); it is linked, the caller set s->peer. */
+static void trunk_mark(struct stream *s)
+{
+	s->trunk = 1;
+	s->tprev = NULL;
+	s->tnext = g.trunks;
+	if (g.trunks != NULL)
+		g.trunks->tprev = s;
+	g.trunks = s;
+}
+
+/* ---- the outbound pool's hash ---- */
+
+static uint64_t pool_hash(int peer, const char *from, const char *to)
+{
+	return pairset_hash(from, to) ^ (unsigned)peer * 0x9e3779b97f4a7c15ull;
+}
+
+/* The first stream to look at for (peer, from, to); go on with pool_next
+ * and compare the key, chains hold other pairs too. */
+static struct stream *pool_first(int peer, const char *from, const char *to)
+{
+	if (g.pool == NULL)
+		return g.streams;
+	return g.pool[pool_hash(peer, from, to) & (g.pool_nb - 1)];
+}
+
+static struct stream *pool_next(const struct stream *s)
+{
+	return g.pool != NULL ? s->hnext : s->next;
+}
+
+static void pool_grow(void)
+{
+	size_t nb = g.pool_nb ? 2 * g.pool_nb : 64;
+	struct stream **t = calloc(nb, sizeof(*t));
+
+	if (t == NULL) {
+		if (g.pool == NULL)
+			g.pool_off = 1;
+		return; /* longer chains, still correct */
+	}
+	for (size_t i = 0; i < g.pool_nb; i++) {
+		struct stream *s, *n;
+
+		for (s = g.pool[i]; s != NULL; s = n) {
+			n = s->hnext;
+			s->hnext = t[s->hash & (nb - 1)];
+			t[s->hash & (nb - 1)] = s;
+		}
+	}
+	free(g.pool);
+	g.pool = t;
+	g.pool_nb = nb;
+}
+
+/* Outbound s, linked, with peer, local and remote set: into the pool. */
+static void pool_add(struct stream *s)
+{
+	struct stream **b;
+
+	if (!g.pool_off && (g.pool == NULL || g.pool_n >= 2 * g.pool_nb))
+		pool_grow();
+	if (g.pool == NULL)
+		return;
+	s->hash = pool_hash(s->peer, s->local, s->remote);
+	b = &g.pool[s->hash & (g.pool_nb - 1)];
+	s->hnext = *b; /* newest first, like the list */
+	*b = s;
+	g.pool_n++;
+}
+
+static void pool_del(struct stream *s)
+{
+	struct stream **pp;
+
+	if (g.pool == NULL)
+		return;
+	for (pp = &g.pool[s->hash & (g.pool_nb - 1)]; *pp != NULL; pp = &(*pp)->hnext)
+		if (*pp == s) {
+			*pp = s->hnext;
+			g.pool_n--;
+			return;
+		}
+}
+
+/* o belongs to the pool slot of (peer, from, to). */
+static int pool_match(const struct stream *o, int peer, const char *from, const char *to)
+{
+	return o->dir == DIR_OUT && o->peer == peer && strcmp(o->local, from) == 0 &&
+	       strcmp(o->remote, to) == 0;
 }
 
 /* The text content of a simple element such as <db:result ...>KEY</db:result>:
@@ -637,9 +751,7 @@ static void stream_free(struct stream *s)
 	struct vreq *v;
 
 	authz_free(s->authz);
-	for (size_t i = 0; i < s->ntpairs; i++)
-		free(s->tpairs[i].from);
-	free(s->tpairs);
+	pairset_free(s->tpairs);
 	while ((q = s->qhead) != NULL) {
 		s->qhead = q->next;
 		free(q);
@@ -834,10 +946,9 @@ static int out_failover(struct stream *s, const char *why)
 
 	if (s->rt != g.rt || (next = peer_pick_addr(s->peer)) < 0 || (unsigned)next == s->addr)
 		return 0;
-	for (o = g.streams; o != NULL; o = o->next)
-		if (o != s && o->dir == DIR_OUT && o->state != ST_CLOSING && o->rt == g.rt &&
-		    o->peer == s->peer && o->addr == (unsigned)next &&
-		    strcmp(o->local, s->local) == 0 && strcmp(o->remote, s->remote) == 0) {
+	for (o = pool_first(s->peer, s->local, s->remote); o != NULL; o = pool_next(o))
+		if (o != s && o->state != ST_CLOSING && o->rt == g.rt &&
+		    o->addr == (unsigned)next && pool_match(o, s->peer, s->local, s->remote)) {
 			t = o;
 			break;
 		}
@@ -925,10 +1036,9 @@ static void out_close_superseded(const struct stream *s)
 {
 	struct stream *o;
 
-	for (o = g.streams; o != NULL; o = o->next)
-		if (o != s && o->dir == DIR_OUT && o->superseded && o->state != ST_CLOSING &&
-		    o->peer == s->peer && o->rt == s->rt && o->vreqs == NULL &&
-		    strcmp(o->local, s->local) == 0 && strcmp(o->remote, s->remote) == 0) {
+	for (o = pool_first(s->peer, s->local, s->remote); o != NULL; o = pool_next(o))
+		if (o != s && o->superseded && o->state != ST_CLOSING && o->rt == s->rt &&
+		    o->vreqs == NULL && pool_match(o, s->peer, s->local, s->remote)) {
 			slog(o, "event=failback from=%s to=%s", o->local, o->remote);
 			stream_close(o);
 		}
@@ -1200,10 +1310,9 @@ static struct stream *out_find(int peer, const char *from, const char *to)
 {
 	struct stream *s;
 
-	for (s = g.streams; s != NULL; s = s->next)
-		if (s->dir == DIR_OUT && s->state != ST_CLOSING && s->rt == g.rt &&
-		    !s->superseded && s->peer == peer && strcmp(s->local, from) == 0 &&
-		    strcmp(s->remote, to) == 0)
+	for (s = pool_first(peer, from, to); s != NULL; s = pool_next(s))
+		if (s->state != ST_CLOSING && s->rt == g.rt && !s->superseded &&
+		    pool_match(s, peer, from, to))
 			return s;
 	return NULL;
 }
@@ -1245,6 +1354,7 @@ static struct stream *out_new(int peer, unsigned addr, const char *from, const c
 	if (s->xs == NULL)
 		goto fail;
 	stream_link(s);
+	pool_add(s);
 	s->conn = net_connect(a->host, a->port, s->cfg->connect_timeout * 1000, &out_net_cb, s);
 	if (s->conn == NULL) {
 		stream_unlink(s);
@@ -1317,40 +1427,17 @@ static void peer_unreachable(int peer, const char *from_dom, const char *to_dom,
  * must lie behind the peer), not by dialing back. Stanzas wait per pair
  * until the answer; a refused pair is bounced. */
 
-static struct tpair *tpair_find(struct stream *s, const char *from, const char *to)
+/* The state of the pair on s, or NULL; valid until the next tpair_add. */
+static int *tpair_find(struct stream *s, const char *from, const char *to)
 {
-	for (size_t i = 0; i < s->ntpairs; i++)
-		if (strcmp(s->tpairs[i].from, from) == 0 && strcmp(s->tpairs[i].to, to) == 0)
-			return &s->tpairs[i];
-	return NULL;
+	return s->tpairs != NULL ? pairset_find(s->tpairs, from, to) : NULL;
 }
 
-static struct tpair *tpair_add(struct stream *s, const char *from, const char *to)
+static int tpair_add(struct stream *s, const char *from, const char *to)
 {
-	size_t lf = strlen(from) + 1, lt = strlen(to) + 1;
-	struct tpair *tp;
-
-	if (s->ntpairs >= MAX_PAIRS)
-		return NULL;
-	if (s->ntpairs == s->tpcap) {
-		size_t cap = s->tpcap ? 2 * s->tpcap : 8;
-		struct tpair *a = realloc(s->tpairs, cap * sizeof(*a));
-
-		if (a == NULL)
-			return NULL;
-		s->tpairs = a;
-		s->tpcap = cap;
-	}
-	tp = &s->tpairs[s->ntpairs];
-	tp->from = malloc(lf + lt);
-	if (tp->from == NULL)
-		return NULL;
-	memcpy(tp->from, from, lf);
-	tp->to = tp->from + lf;
-	memcpy(tp->to, to, lt);
-	tp->state = TP_ASKED;
-	s->ntpairs++;
-	return tp;
+	if (s->tpairs == NULL && (s->tpairs = pairset_new(MAX_PAIRS)) == NULL)
+		return -ENOMEM;
+	return pairset_add(s->tpairs, from, to, TP_ASKED);
 }
 
 /* s may carry stanzas toward its trunk peer now. */
@@ -1379,9 +1466,9 @@ static struct stream *trunk_link_except(int peer, const struct stream *skip)
 {
 	struct stream *s, *own_ready = NULL, *own_coming = NULL, *theirs = NULL;
 
-	for (s = g.streams; s != NULL; s = s->next) {
-		if (s == skip || !s->trunk || s->peer != peer || s->rt != g.rt ||
-		    s->state == ST_CLOSING || s->superseded || (s->dir == DIR_IN && !s->bidi))
+	for (s = g.trunks; s != NULL; s = s->tnext) {
+		if (s == skip || s->peer != peer || s->rt != g.rt || s->state == ST_CLOSING ||
+		    s->superseded || (s->dir == DIR_IN && !s->bidi))
 			continue;
 		if (s->dir == DIR_OUT && trunk_ready(s) && own_ready == NULL)
 			own_ready = s;
@@ -1409,9 +1496,9 @@ static void trunk_yield(struct stream *l)
 		trunk_pump(l);
 		return;
 	}
-	for (o = g.streams; o != NULL; o = o->next) {
-		if (o == l || o->dir != DIR_OUT || !o->trunk || o->peer != l->peer ||
-		    o->rt != l->rt || o->state == ST_CLOSING)
+	for (o = g.trunks; o != NULL; o = o->tnext) {
+		if (o == l || o->dir != DIR_OUT || o->peer != l->peer || o->rt != l->rt ||
+		    o->state == ST_CLOSING)
 			continue;
 		slog(o, "event=trunk-yield queued=%zu to-stream=%u", o->qcount, l->serial);
 		queue_move(o, l);
@@ -1430,7 +1517,7 @@ static int trunk_ask(struct stream *s, const char *from, const char *to)
 {
 	char key[DB_KEY_LEN + 1], f[DOMAIN_MAX * 6 + 1], t[DOMAIN_MAX * 6 + 1];
 
-	if (tpair_add(s, from, to) == NULL)
+	if (tpair_add(s, from, to) < 0)
 		return -ENOMEM;
 	/* The peer answers from its config; a real key still lets it dial
 	 * back instead, should it want to. */
@@ -1451,18 +1538,18 @@ static void trunk_pump(struct stream *s)
 	if (!trunk_ready(s))
 		return;
 	while ((q = *qp) != NULL) {
-		struct tpair *tp = tpair_find(s, q->from_dom, q->to_dom);
+		int *tp = tpair_find(s, q->from_dom, q->to_dom);
 
 		if (tp == NULL && trunk_ask(s, q->from_dom, q->to_dom) == 0)
 			tp = tpair_find(s, q->from_dom, q->to_dom);
-		if (tp != NULL && tp->state == TP_ASKED) {
+		if (tp != NULL && *tp == TP_ASKED) {
 			qp = &q->next;
 			continue;
 		}
 		*qp = q->next;
 		s->qcount--;
 		s->qbytes -= q->len;
-		if (tp != NULL && tp->state == TP_OK) {
+		if (tp != NULL && *tp == TP_OK) {
 			write_hops(s, q->hops);
 			swrite(s, q->bytes, q->len);
 			count_sent(s, q->t_read);
@@ -1500,7 +1587,7 @@ static void trunk_forward(int peer, const char *from_dom, const char *to_dom, co
 	const struct cfg_peer *p = &g.rt->cfg->peers[peer];
 	const char *kind = b != NULL ? b->name : "error";
 	struct stream *s = trunk_link(peer);
-	struct tpair *tp;
+	int *tp;
 
 	if (s == NULL) {
 		int addr = peer_pick_addr(peer);
@@ -1517,21 +1604,21 @@ static void trunk_forward(int peer, const char *from_dom, const char *to_dom, co
 				stream_close(s);
 			return;
 		}
-		s->trunk = 1;
+		trunk_mark(s);
 	}
 	tp = tpair_find(s, from_dom, to_dom);
-	if (tp != NULL && tp->state == TP_REFUSED) {
+	if (tp != NULL && *tp == TP_REFUSED) {
 		if (b != NULL)
 			bounce(b, "remote-server-timeout",
 			       "xtrunk: the trunk peer refused the domain pair");
 		return;
 	}
-	if (trunk_ready(s) && tp != NULL && tp->state == TP_OK &&
+	if (trunk_ready(s) && tp != NULL && *tp == TP_OK &&
 	    net_write_queue_size(s->conn) + len <= s->cfg->queue_max_bytes) {
 		send_now(s, from_dom, to_dom, bytes, len, b);
 		return;
 	}
-	if ((trunk_ready(s) && tp != NULL && tp->state == TP_OK) ||
+	if ((trunk_ready(s) && tp != NULL && *tp == TP_OK) ||
 	    s->qcount >= s->cfg->queue_max_stanzas || s->qbytes + len > s->cfg->queue_max_bytes) {
 		queue_full(s, from_dom, to_dom, b);
 		return;
@@ -1580,7 +1667,7 @@ static void trunk_authorize(struct stream *s, const char *from, const char *to)
 static void trunk_on_result(struct stream *s, const struct xs_stanza *st)
 {
 	char from[DOMAIN_MAX + 1], to[DOMAIN_MAX + 1];
-	struct tpair *tp;
+	int *tp;
 
 	if (norm(st->from, from) < 0 || norm(st->to, to) < 0) {
 		stream_error(s, "improper-addressing", "db:result needs from and to");
@@ -1591,13 +1678,13 @@ static void trunk_on_result(struct stream *s, const struct xs_stanza *st)
 		return;
 	}
 	tp = tpair_find(s, to, from); /* the answer swaps from and to */
-	if (tp == NULL || tp->state != TP_ASKED) {
+	if (tp == NULL || *tp != TP_ASKED) {
 		slog(s, "event=dialback-unsolicited kind=result from=%s to=%s", from, to);
 		return;
 	}
-	tp->state = strcmp(st->type, "valid") == 0 ? TP_OK : TP_REFUSED;
+	*tp = strcmp(st->type, "valid") == 0 ? TP_OK : TP_REFUSED;
 	slog(s, "event=trunk-pair from=%s to=%s result=%s", to, from,
-	     tp->state == TP_OK ? "valid" : "refused");
+	     *tp == TP_OK ? "valid" : "refused");
 	trunk_pump(s);
 }
 
@@ -2167,7 +2254,7 @@ static void in_on_sasl_auth(struct stream *s, const struct xs_stanza *st)
 	swrites(s, "<success xmlns='" NS_SASL "'/>");
 	if (s->cfg->relay_name != NULL && strcmp(s->local, s->cfg->relay_name) == 0 &&
 	    (s->peer = config_trunk_peer(s->cfg, s->remote)) >= 0) {
-		s->trunk = 1;
+		trunk_mark(s);
 		s->bidi = s->bidi_asked;
 		slog(s, "event=trunk-up peer=%s bidi=%s", s->cfg->peers[s->peer].name,
 		     s->bidi ? "yes" : "no");
@@ -2669,4 +2756,9 @@ void s2s_free(void)
 	g.addr_base = NULL;
 	free(g.failback_at);
 	g.failback_at = NULL;
+	free(g.pool); /* the streams are gone: every chain is empty */
+	g.pool = NULL;
+	g.pool_nb = g.pool_n = 0;
+	g.pool_off = 0;
+	g.trunks = NULL;
 }

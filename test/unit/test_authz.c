@@ -1,11 +1,14 @@
-/* Unit tests for authz: stream header and stanza address checks. */
+/* Unit tests for authz: stream header and stanza address checks, and the
+ * pairset that holds a stream's pairs. */
 #include <check.h>
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "authz.h"
 #include "domain.h"
+#include "pairset.h"
 #include "route.h"
 
 static struct route_table *routes(void)
@@ -109,6 +112,56 @@ START_TEST(test_bound)
 }
 END_TEST
 
+/* A thousand pairs (a trunk link's bound) against a plain array: every
+ * member found with its value across the growths, nothing else found,
+ * keys that concatenate alike kept apart. */
+START_TEST(test_pairset_many)
+{
+	enum { N = 1000 };
+	struct pairset *ps = pairset_new(N);
+	char from[N][32], to[N][32];
+
+	ck_assert_ptr_nonnull(ps);
+	ck_assert_ptr_null(pairset_find(ps, "a", "b")); /* empty */
+	ck_assert(!pairset_has_from(ps, "a"));
+	for (int i = 0; i < N; i++) {
+		/* 40 senders, each toward several targets */
+		snprintf(from[i], sizeof(from[i]), "d%d.example", i % 40);
+		snprintf(to[i], sizeof(to[i]), "t%d.example", i);
+		ck_assert_int_eq(pairset_add(ps, from[i], to[i], i), 0);
+		ck_assert_int_eq(pairset_count(ps), (size_t)i + 1);
+	}
+	ck_assert_int_eq(pairset_add(ps, "x", "y", 0), -ENOSPC);
+	ck_assert_int_eq(pairset_add(ps, from[7], to[7], -1), 0); /* present: kept */
+	for (int i = 0; i < N; i++) {
+		int *v = pairset_find(ps, from[i], to[i]);
+
+		ck_assert_ptr_nonnull(v);
+		ck_assert_int_eq(*v, i);
+		*v = -i; /* the value is the caller's to change */
+		ck_assert_ptr_null(pairset_find(ps, to[i], from[i])); /* order matters */
+		ck_assert(pairset_has_from(ps, from[i]));
+		ck_assert(!pairset_has_from(ps, to[i]));
+	}
+	for (int i = 0; i < N; i++)
+		ck_assert_int_eq(*pairset_find(ps, from[i], to[i]), -i);
+	ck_assert(!pairset_has_from(ps, "d40.example"));
+	pairset_free(ps);
+
+	ps = pairset_new(4);
+	ck_assert_int_eq(pairset_add(ps, "a", "bc", 1), 0);
+	ck_assert_ptr_null(pairset_find(ps, "ab", "c"));
+	ck_assert_ptr_null(pairset_find(ps, "a", "b"));
+	ck_assert(!pairset_has_from(ps, "ab"));
+	ck_assert_int_eq(pairset_add(ps, "ab", "c", 2), 0);
+	ck_assert_int_eq(*pairset_find(ps, "a", "bc"), 1);
+	ck_assert_int_eq(*pairset_find(ps, "ab", "c"), 2);
+	ck_assert_uint_ne(pairset_hash("a", "bc"), pairset_hash("ab", "c"));
+	pairset_free(ps);
+	pairset_free(NULL);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("authz");
@@ -119,6 +172,7 @@ int main(void)
 	tcase_add_loop_test(tc, test_header, 0, sizeof(header_cases) / sizeof(header_cases[0]));
 	tcase_add_loop_test(tc, test_stanza, 0, sizeof(stanza_cases) / sizeof(stanza_cases[0]));
 	tcase_add_test(tc, test_bound);
+	tcase_add_test(tc, test_pairset_many);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
