@@ -21,10 +21,15 @@ stdout, and exits 0 (ok) or 1 (fail).
                                    receive it; prints "LABEL <securitylabel/>"
                                    as B received it. --expect-label OID:CLASS
                                    and --expect-marking TEXT check B's label.
-  flood      --from A --to B --count N
+  flood      --from A --to B --count N [--cpu NAME=PID ...]
                                    A sends N messages as fast as it can, B
                                    must receive all; prints the rate (first
-                                   send to last arrival).
+                                   send to last arrival). With --cpu, also
+                                   the CPU time (utime + stime from
+                                   /proc/PID/stat) each named process and
+                                   this client spent in that window, and
+                                   the rest of the machine's busy time
+                                   ("other"), in us per message.
   expect-reject --from A --to B [--label ...] [--mtype TYPE]
                                    A sends a message (type TYPE, default
                                    chat); an error with --condition (default
@@ -269,6 +274,28 @@ async def cmd_message(args, loop, deadline, full=False):
         await logout([a, b])
 
 
+def cpu_sample(specs):
+    """{name: CPU seconds (user + system)} for each NAME=PID of specs and
+    for this client itself ("client")."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out = {}
+    for spec in specs:
+        name, _, pid = spec.partition("=")
+        with open("/proc/%s/stat" % pid) as f:
+            # the command name (field 2) may hold spaces: split after ')'
+            fields = f.read().rsplit(")", 1)[1].split()
+        out[name] = (int(fields[11]) + int(fields[12])) / tick
+    t = os.times()
+    out["client"] = t.user + t.system
+    # everything else the machine ran meanwhile (other processes, the
+    # kernel's interrupts): the busy time of /proc/stat minus the above
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    busy = (sum(v[:8]) - v[3] - v[4]) / tick  # all but idle and iowait
+    out["other"] = busy - sum(out.values())
+    return out
+
+
 async def cmd_flood(args, loop, deadline):
     """A sends --count messages as fast as it can, B counts them: the rate
     from the first send to the last arrival (after one warm-up message, so
@@ -287,6 +314,7 @@ async def cmd_flood(args, loop, deadline):
                 m = await asyncio.wait_for(b.messages.get(), deadline.left())
                 if m["body"].startswith(tag):
                     got += 1
+        cpu0 = cpu_sample(args.cpu)
         rx = asyncio.ensure_future(receive())
         for i in range(n):
             a.send_message(mto=b.boundjid.bare, mbody="%s %d" % (tag, i), mtype="chat")
@@ -297,7 +325,10 @@ async def cmd_flood(args, loop, deadline):
         except (asyncio.TimeoutError, Fail):
             raise Fail("only %d of %d messages arrived" % (got, n))
         dt = time.monotonic() - t0
-        return "%d messages in %.2f s: %.0f msg/s" % (n, dt, n / dt)
+        cpu1 = cpu_sample(args.cpu)
+        cpu = "".join(" %s=%.1f" % (k, (cpu1[k] - cpu0[k]) * 1e6 / n) for k in cpu0)
+        return "%d messages in %.2f s%s: %.0f msg/s" % (
+            n, dt, (" (cpu us/msg:%s)" % cpu) if args.cpu else "", n / dt)
     finally:
         await logout([a, b])
 
@@ -490,6 +521,8 @@ def main():
     p.add_argument("command", choices=["message", "roundtrip", "expect-error", "label-send",
                                         "expect-reject", "flood"])
     p.add_argument("--count", type=int, default=1000, help="flood: messages to send")
+    p.add_argument("--cpu", action="append", default=[], metavar="NAME=PID",
+                   help="flood: report this process's CPU per message")
     p.add_argument("--label", default="")
     p.add_argument("--expect-label", default="")
     p.add_argument("--expect-marking", default="")
