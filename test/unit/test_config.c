@@ -59,8 +59,8 @@ static void setup(void)
 
 static void teardown(void)
 {
-	static const char *const files[] = {"cert.pem", "key.pem", "ca.pem",	"secret",
-					    "short",	"loose",   "relay.conf"};
+	static const char *const files[] = {"cert.pem", "key.pem", "ca.pem",	 "secret",
+					    "short",	"loose",   "relay.conf", "routes"};
 	char path[256];
 
 	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
