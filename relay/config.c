@@ -95,6 +95,7 @@ const struct config_key config_keys[] = {
     {"peers.[].policy_out", "string", "none", "yes"},
     {"peers.[].clearance", "string", "none", "yes"},
     {"peers.[].default_label", "string", "none", "yes"},
+    {"workers", "int", "1", "no"},
     {"control", "group", "{}", "no"},
     {"control.socket", "string", "\"/run/xtrunk/control.sock\"", "no"},
     {"metrics", "group", "none", "no"},
@@ -178,6 +179,7 @@ static const struct int_range {
     {"peers.[].addresses.[].port", 1, 65535},
     {"peers.[].addresses.[].priority", 0, 65535},
     {"metrics.port", 1, 65535},
+    {"workers", 1, 64},
     {"security_labels.policies.[].classifications.[].value", 0, 256},
     {"policies.[].rules.[].larger_than", 1, 1LL << 26},
     {"policies.[].rules.[].rate", 1, 1000000},
@@ -1303,6 +1305,7 @@ static int load_ops(struct loader *ld, const config_setting_t *root)
 	}
 	if (dup_str(sock, &c->control_socket) < 0)
 		return -ENOMEM;
+	c->workers = (unsigned)get_int(root, "workers", 1);
 	if (m == NULL)
 		return 0;
 	{

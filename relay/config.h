@@ -96,6 +96,7 @@ struct config {
 				  opened if possible) */
 	char *metrics_address; /* owned or NULL: no metrics listener */
 	int metrics_port;      /* default 9269 */
+	unsigned workers;      /* worker processes, default 1 (no supervisor) */
 	struct policy_set *policies; /* owned: policies, labels, audit (policy/) */
 	int refs;
 };

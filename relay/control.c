@@ -175,6 +175,8 @@ static void gauge_stream(void *ctx, const struct s2s_info *i)
 /* The metrics text with the gauges rebuilt from the live streams. */
 static int metrics_text(char **out, size_t *len)
 {
+	if (ctl.hooks.metrics != NULL)
+		return ctl.hooks.metrics(out, len);
 	stats_gauge_reset();
 	s2s_foreach(gauge_stream, NULL);
 	return stats_render(out, len);
@@ -371,7 +373,8 @@ static void control_line(struct client *c, const char *line)
 
 	snprintf(word, sizeof(word), "%.*s", (int)strcspn(line, " \t"), line);
 	log_trace(LOG_TRACE_CONTROL, "event=control-command command=%s", word);
-	if (control_command(line, &out) < 0) {
+	if ((ctl.hooks.command != NULL ? ctl.hooks.command(line, &out)
+				       : control_command(line, &out)) < 0) {
 		client_answer(c, "error: out of memory\n", 21);
 		return;
 	}
@@ -511,10 +514,16 @@ static int clear_stale(const char *path, char *err, size_t errlen)
 	return unlink(path) < 0 ? -errno : 0;
 }
 
-static int start_control(const char *path, char *err, size_t errlen)
+static int start_control(const char *base, char *err, size_t errlen)
 {
+	char path[sizeof(((struct sockaddr_un *)0)->sun_path) + 16];
 	mode_t old;
 	int rc;
+
+	if (ctl.hooks.worker > 0)
+		snprintf(path, sizeof(path), "%s.%u", base, ctl.hooks.worker);
+	else
+		snprintf(path, sizeof(path), "%s", base);
 
 	if (strlen(path) >= sizeof(((struct sockaddr_un *)0)->sun_path)) {
 		snprintf(err, errlen, "control socket path %s is too long; use a shorter one",
@@ -556,7 +565,7 @@ static int start_metrics(const struct config *cfg, char *err, size_t errlen)
 	struct sockaddr_storage ss;
 	int rc;
 
-	if (cfg->metrics_address == NULL)
+	if (cfg->metrics_address == NULL || ctl.hooks.worker > 0)
 		return 0;
 	if (uv_ip4_addr(cfg->metrics_address, cfg->metrics_port, (struct sockaddr_in *)&ss) != 0 &&
 	    uv_ip6_addr(cfg->metrics_address, cfg->metrics_port, (struct sockaddr_in6 *)&ss) != 0) {

@@ -14,6 +14,14 @@ struct config;
 struct control_hooks {
 	/* Reload the configuration like SIGHUP: 0, or -errno with why in msg. */
 	int (*reload)(char *msg, size_t msglen);
+	/* Worker process n of a supervisor (workers > 1): the control socket
+	 * is PATH.n, where PATH is control.socket (or the default), and there
+	 * is no metrics listener (the supervisor has it). 0: neither. */
+	unsigned worker;
+	/* The supervisor's answers, when set: every command line (like
+	 * control_command) and the metrics text (like stats_render). */
+	int (*command)(const char *line, char **out);
+	int (*metrics)(char **out, size_t *len);
 };
 
 /* Open the control socket cfg->control_socket (mode 0660; a stale socket

@@ -14,6 +14,7 @@
 static int log_stderr = 1;
 static int log_level = LOG_INFO;
 static unsigned log_traces;
+static char log_tag[24]; /* "worker=N " in a worker process, else empty */
 
 static const char *const level_names[] = {"emerg",   "alert",  "crit", "err",
 					  "warning", "notice", "info", "debug"};
@@ -35,6 +36,14 @@ void log_init(int to_stderr, int debug)
 	}
 	if (!to_stderr)
 		openlog("xtrunkd", LOG_PID | LOG_NDELAY, LOG_DAEMON);
+}
+
+void log_set_worker(unsigned n)
+{
+	if (n == 0)
+		log_tag[0] = '\0';
+	else
+		snprintf(log_tag, sizeof(log_tag), "worker=%u ", n);
 }
 
 int log_debug_enabled(void)
@@ -122,8 +131,8 @@ void log_msg(int prio, const char *fmt, ...)
 		/* the whole line, then one write: stderr is unbuffered, and
 		 * three writes per line made a burst of lines (bounces under
 		 * overload) cost more than the stanzas */
-		n = snprintf(line, sizeof(line), "%s.%03ld %s ", when, ts.tv_nsec / 1000000,
-			     prio == LOG_WARNING ? "warn" : level_names[prio]);
+		n = snprintf(line, sizeof(line), "%s.%03ld %s %s", when, ts.tv_nsec / 1000000,
+			     prio == LOG_WARNING ? "warn" : level_names[prio], log_tag);
 		m = vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
 		if (m < 0)
 			m = 0;
@@ -131,6 +140,11 @@ void log_msg(int prio, const char *fmt, ...)
 			m = (int)(sizeof(line) - (size_t)n - 2); /* cut: the line's end is lost */
 		line[n + m] = '\n';
 		fwrite(line, 1, (size_t)(n + m + 1), stderr);
+	} else if (log_tag[0] != '\0') {
+		char line[2048];
+
+		vsnprintf(line, sizeof(line), fmt, ap);
+		syslog(prio, "%s%s", log_tag, line);
 	} else {
 		vsyslog(prio, fmt, ap);
 	}

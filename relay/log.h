@@ -15,6 +15,9 @@ enum log_trace {
 };
 
 void log_init(int to_stderr, int debug);
+/* In worker process n (xtrunkd workers = N), every line starts with
+ * "worker=n "; 0: no tag (the only process, or the supervisor). */
+void log_set_worker(unsigned n);
 void log_msg(int prio, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int log_debug_enabled(void);
 /* Level by name ("err", "warning", "info", "debug"): 0 or -EINVAL. */

@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <systemd/sd-daemon.h>
@@ -22,6 +24,7 @@
 #include "runtime.h"
 #include "s2s.h"
 #include "stats.h"
+#include "workers.h"
 
 #define DEFAULT_CONFIG "/etc/xtrunk/xtrunkd.conf"
 
@@ -39,10 +42,12 @@ static uint64_t drain_deadline; /* loop time, ms */
 static int stopping;
 static const char *config_path;
 static struct runtime *current; /* ref */
+static unsigned worker;		/* this process is worker N of a supervisor; 0: alone */
+static int inherited_fds;	/* listening sockets from the supervisor: fds 3.. */
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: xtrunkd [-dnkv] [-f file]\n");
+	fprintf(stderr, "usage: xtrunkd [-dnkv] [-f file] [-w workers]\n");
 	exit(2);
 }
 
@@ -53,6 +58,34 @@ static void on_connection(uv_stream_t *server, int status)
 		return;
 	}
 	s2s_accept(server, ((struct listener *)server)->direct_tls);
+}
+
+/* The inherited listening socket bound to ss, or -1. */
+static int inherited_fd(const struct sockaddr_storage *ss)
+{
+	int fd;
+
+	for (fd = WORKERS_FIRST_FD; fd < WORKERS_FIRST_FD + inherited_fds; fd++) {
+		struct sockaddr_storage got;
+		socklen_t len = sizeof(got);
+
+		if (getsockname(fd, (struct sockaddr *)&got, &len) < 0 ||
+		    got.ss_family != ss->ss_family)
+			continue;
+		if (ss->ss_family == AF_INET) {
+			const struct sockaddr_in *a = (const void *)ss, *b = (const void *)&got;
+
+			if (a->sin_port == b->sin_port && a->sin_addr.s_addr == b->sin_addr.s_addr)
+				return fd;
+		} else {
+			const struct sockaddr_in6 *a = (const void *)ss, *b = (const void *)&got;
+
+			if (a->sin6_port == b->sin6_port &&
+			    memcmp(&a->sin6_addr, &b->sin6_addr, sizeof(a->sin6_addr)) == 0)
+				return fd;
+		}
+	}
+	return -1;
 }
 
 static int listen_all(uv_loop_t *loop, const struct config *cfg)
@@ -80,7 +113,14 @@ static int listen_all(uv_loop_t *loop, const struct config *cfg)
 		uv_tcp_init(loop, &l->tcp);
 		l->direct_tls = cfg->listen[i].direct_tls;
 		nlisteners++;
-		rc = uv_tcp_bind(&l->tcp, (struct sockaddr *)&ss, 0);
+		if (worker > 0) {
+			/* a worker: the supervisor bound it (workers.c says why) */
+			int fd = inherited_fd(&ss);
+
+			rc = fd < 0 ? UV_ENOENT : uv_tcp_open(&l->tcp, fd);
+		} else {
+			rc = uv_tcp_bind(&l->tcp, (struct sockaddr *)&ss, 0);
+		}
 		if (rc == 0)
 			rc = uv_listen((uv_stream_t *)&l->tcp, 511, on_connection);
 		if (rc < 0) {
@@ -210,7 +250,10 @@ int main(int argc, char **argv)
 	char err[1024] = "";
 	uv_loop_t loop;
 
-	while ((opt = getopt(argc, argv, "df:hknv")) != -1) {
+	long nworkers = 0;
+	const char *env;
+
+	while ((opt = getopt(argc, argv, "df:hknvw:")) != -1) {
 		switch (opt) {
 		case 'd':
 			foreground = 1;
@@ -227,6 +270,17 @@ int main(int argc, char **argv)
 		case 'v':
 			debug = 1;
 			break;
+		case 'w': {
+			char *end;
+
+			nworkers = strtol(optarg, &end, 10);
+			if (*end != '\0' || nworkers < 1 || nworkers > 64) {
+				fprintf(stderr, "xtrunkd: -w takes a number of workers from 1 "
+						"to 64\n");
+				return 2;
+			}
+			break;
+		}
 		default:
 			usage();
 		}
@@ -246,7 +300,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "xtrunkd: %s\n", err);
 		return 1;
 	}
-	if (current->cfg->warnings != NULL)
+	if (current->cfg->warnings != NULL && getenv(WORKERS_ENV_NUMBER) == NULL)
 		fputs(current->cfg->warnings, stderr);
 	if (test) {
 		printf("%s: configuration OK\n", path);
@@ -255,6 +309,27 @@ int main(int argc, char **argv)
 	}
 	log_init(foreground, debug);
 	signal(SIGPIPE, SIG_IGN);
+	if ((env = getenv(WORKERS_ENV_NUMBER)) != NULL) {
+		const char *fds = getenv(WORKERS_ENV_FDS), *parent = getenv(WORKERS_ENV_PARENT);
+
+		worker = (unsigned)atoi(env);
+		inherited_fds = fds ? atoi(fds) : 0;
+		log_set_worker(worker);
+		/* the supervisor gone (even by SIGKILL), the worker drains and ends */
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
+		if (worker == 0 || parent == NULL || getppid() != (pid_t)atol(parent)) {
+			log_err("event=worker-orphaned reason=\"the supervisor is gone\"");
+			return 1;
+		}
+	} else {
+		unsigned n = nworkers > 0 ? (unsigned)nworkers : current->cfg->workers;
+
+		if (n > 1) {
+			rc = workers_run(current->cfg, path, argv, n);
+			runtime_unref(current);
+			return rc;
+		}
+	}
 	if (uv_loop_init(&loop) < 0) {
 		fprintf(stderr, "xtrunkd: cannot initialise the event loop\n");
 		return 1;
@@ -270,7 +345,7 @@ int main(int argc, char **argv)
 	uv_signal_start(&sig_hup, on_signal, SIGHUP);
 	rc = listen_all(&loop, current->cfg);
 	if (rc == 0) {
-		static const struct control_hooks hooks = {.reload = reload};
+		struct control_hooks hooks = {.reload = reload, .worker = worker};
 
 		rc = control_start(&loop, current->cfg, path, &hooks, err, sizeof(err));
 		if (rc < 0)

@@ -94,6 +94,8 @@ def val(m, name, **labels):
 
 
 class Suite:
+    CONF = "relay.conf"
+
     def __init__(self, args):
         self.args = args
         self.dir = args.dir
@@ -114,7 +116,7 @@ class Suite:
         env = dict(os.environ, NOTIFY_SOCKET=self.notify_path)
         logf = open(self.log, "ab")
         self.relay = subprocess.Popen([self.args.xtrunkd, "-d", "-f",
-                                       os.path.join(self.dir, "relay.conf")],
+                                       os.path.join(self.dir, self.CONF)],
                                       stdin=subprocess.DEVNULL, stdout=logf, stderr=logf,
                                       env=env)
         logf.close()
@@ -389,9 +391,10 @@ class Suite:
             self.relay.kill()
             self.relay.wait(5)
         self.notify.close()
+        os.unlink(self.notify_path)
 
 
-def main():
+def main_with(cls):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--xtrunkd", required=True)
     p.add_argument("--xtrunkctl", required=True)
@@ -400,7 +403,7 @@ def main():
     p.add_argument("--cert", required=True)
     p.add_argument("--key", required=True)
     args = p.parse_args()
-    suite = Suite(args)
+    suite = cls(args)
     try:
         failed = suite.run()
     finally:
@@ -409,4 +412,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    main_with(Suite)

@@ -17,8 +17,11 @@
 #     and the configuration reloads; the HTTP listener refuses what is not
 #     GET/HEAD /metrics and times out a stalled request;
 #   - trace and level switch at run time; no secret or body in the log.
+# Then workers.py runs the same relay with workers = 2 (relay-workers.conf):
+# streams land on both workers, status joined and metrics summed, SIGHUP
+# and reload reach both, a killed worker restarts, SIGTERM drains both.
 # One line per case, then "N passed, M failed"; exit 0 only if all passed.
-# Bounded: ops.py 90 s, watchdog 110 s. OPS_KEEP=1 keeps the directory.
+# Bounded: ops.py 90 s, workers.py 90 s, watchdog 200 s. OPS_KEEP=1 keeps the directory.
 set -u
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -73,10 +76,10 @@ fi
 dir=$(mktemp -d /tmp/xtrunk-ops.XXXXXX) || exit 1
 (
 	trap 'kill -TERM "$sp" 2>/dev/null; exit 0' TERM
-	sleep 110 &
+	sleep 200 &
 	sp=$!
 	wait "$sp"
-	echo "# ops: watchdog: run exceeded 110 s" >&2
+	echo "# ops: watchdog: run exceeded 200 s" >&2
 	kill -TERM $$ 2>/dev/null
 ) &
 watchdog_pid=$!
@@ -109,10 +112,17 @@ routes = (
 );
 CONF
 
+# the same relay with two worker processes (workers.py)
+{ cat "$dir/relay.conf"; echo "workers = 2;"; } >"$dir/relay-workers.conf"
+
 timeout -k 2 90 "$PY" "$here/ops.py" --xtrunkd "$XTRUNKD" --xtrunkctl "$XTRUNKCTL" \
 	--dir "$dir" --secret "$SECRET" --cert "$dir/leaf.pem" --key "$dir/leaf.key" \
 	>"$dir/cases.out" 2>"$dir/cases.err"
 py_rc=$?
+# ops.py's relay is gone (its last case stops it): the same addresses
+timeout -k 2 90 "$PY" "$here/workers.py" --xtrunkd "$XTRUNKD" --xtrunkctl "$XTRUNKCTL" \
+	--dir "$dir" --secret "$SECRET" --cert "$dir/leaf.pem" --key "$dir/leaf.key" \
+	>>"$dir/cases.out" 2>>"$dir/cases.err" || py_rc=$?
 cat "$dir/cases.out"
 passed=$((passed + $(grep -c '^ok ' "$dir/cases.out")))
 failed=$((failed + $(grep -c '^FAIL ' "$dir/cases.out")))

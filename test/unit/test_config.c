@@ -294,8 +294,9 @@ START_TEST(test_key_table)
 			  strcmp(k->type, "bool") == 0 || strcmp(k->type, "list") == 0 ||
 			  strcmp(k->type, "group") == 0 || strcmp(k->type, "strings") == 0);
 		/* This version reloads everything but the listening sockets, the
-		 * control socket and the metrics listener. */
+		 * control socket, the metrics listener and the worker count. */
 		ck_assert_str_eq(k->reload, strncmp(k->path, "listen", 6) == 0 ||
+						    strcmp(k->path, "workers") == 0 ||
 						    strncmp(k->path, "control", 7) == 0 ||
 						    strncmp(k->path, "metrics", 7) == 0
 						? "no"
@@ -321,8 +322,8 @@ START_TEST(test_key_table)
 	 * of policy/ (peers, routes, security_labels, policies, audit), and 8
 	 * of trunk links (limits.keepalive/failback/max_hops, peers.[].trunk,
 	 * peers.[].addresses and its host/port/priority), relay_name and
-	 * peers.[].authorize */
-	ck_assert_uint_eq(n, 104);
+	 * peers.[].authorize, workers */
+	ck_assert_uint_eq(n, 105);
 }
 END_TEST
 
