@@ -70,6 +70,8 @@
  * stanza size limit would cost billions of comparisons; the lexer counts
  * them before libxml2 sees the tag. */
 #define XS_MAX_ATTRS 64
+#define XS_MAX_NAME_LENGTH 256
+#define XS_MAX_ATTR_LENGTH 8192
 #define XS_NO_STR SIZE_MAX
 
 static const char xs_ns_xml[] = "http://www.w3.org/XML/1998/namespace";
@@ -125,7 +127,8 @@ struct xs {
 	size_t max_size;
 	unsigned max_depth;
 	unsigned max_attrs;
-	xmlParserCtxtPtr parser; /* owned */
+	unsigned max_name, max_value; /* name and attribute value lengths */
+	xmlParserCtxtPtr parser;      /* owned */
 
 	/* Framing. Offsets are absolute: bytes since the stream (re)start. */
 	char *buf; /* owned: stream bytes [base, base + len) */
@@ -994,16 +997,55 @@ static void xs_end_stream(struct xs *xs)
 
 /* ---- SAX handlers ------------------------------------------------------- */
 
+static size_t xs_len(const xmlChar *s)
+{
+	return s != NULL ? strlen((const char *)s) : 0;
+}
+
+/* Name and value lengths of one tag. libxml2 has the whole tag by now, and
+ * the lexer bounded it by the stanza size as its bytes arrived; this bounds
+ * what the handlers and the policy are asked to look at. NULL or why. */
+static const char *xs_tag_too_long(const struct xs *xs, const xmlChar *localname,
+				   const xmlChar *prefix, int nb_namespaces,
+				   const xmlChar **namespaces, int nb_attributes,
+				   const xmlChar **attributes)
+{
+	if (xs_len(localname) + xs_len(prefix) > xs->max_name)
+		return "element name too long";
+	for (int i = 0; i < nb_namespaces; i++) {
+		if (xs_len(namespaces[2 * i]) > xs->max_name)
+			return "namespace prefix too long";
+		if (xs_len(namespaces[2 * i + 1]) > xs->max_value)
+			return "namespace name too long";
+	}
+	for (int i = 0; i < nb_attributes; i++) {
+		const xmlChar *const *a = &attributes[5 * i]; /* name, prefix, URI, value, end */
+
+		if (xs_len(a[0]) + xs_len(a[1]) > xs->max_name)
+			return "attribute name too long";
+		if (a[3] != NULL && a[4] != NULL && (size_t)(a[4] - a[3]) > xs->max_value)
+			return "attribute value too long";
+	}
+	return NULL;
+}
+
 static void xs_sax_start(void *ud, const xmlChar *localname, const xmlChar *prefix,
 			 const xmlChar *uri, int nb_namespaces, const xmlChar **namespaces,
 			 int nb_attributes, int nb_defaulted, const xmlChar **attributes)
 {
 	struct xs *xs = ud;
+	const char *why;
 	unsigned depth;
 
 	if (xs->halt != XS_RUNNING)
 		return;
 	depth = xs->level++; /* 0 = the header, 1 = a top-level element */
+	why = xs_tag_too_long(xs, localname, prefix, nb_namespaces, namespaces, nb_attributes,
+			      attributes);
+	if (why != NULL) {
+		xs_fail(xs, XS_ERR_POLICY_VIOLATION, why);
+		return;
+	}
 	if (depth == 0) {
 		xs_on_header(xs, localname, uri, nb_namespaces, namespaces, nb_attributes,
 			     attributes);
@@ -1603,6 +1645,10 @@ struct xs *xs_new(const struct xs_callbacks *cb, void *ctx, const struct xs_limi
 	    limits && limits->max_stanza_size ? limits->max_stanza_size : XS_DEFAULT_STANZA;
 	xs->max_depth = limits && limits->max_depth ? limits->max_depth : XS_DEFAULT_DEPTH;
 	xs->max_attrs = limits && limits->max_attrs ? limits->max_attrs : XS_MAX_ATTRS;
+	xs->max_name =
+	    limits && limits->max_name_length ? limits->max_name_length : XS_MAX_NAME_LENGTH;
+	xs->max_value =
+	    limits && limits->max_attr_length ? limits->max_attr_length : XS_MAX_ATTR_LENGTH;
 	if (xs->max_depth > XS_LIBXML_DEPTH)
 		xs->max_depth = XS_LIBXML_DEPTH;
 	if (xs_open_parser(xs) < 0)

@@ -31,6 +31,11 @@ struct xs_limits {
 	size_t max_stanza_size; /* bytes of one top-level element (0 = 262144) */
 	unsigned max_depth;	/* element nesting below the stream (0 = 64) */
 	unsigned max_attrs;	/* attributes, xmlns included, in one tag (0 = 64) */
+	/* bytes of an element or attribute name, prefix included (0 = 256) */
+	unsigned max_name_length;
+	/* bytes of one attribute value or namespace name as written, entity
+	 * references not expanded (0 = 8192; the longest JID is 3071) */
+	unsigned max_attr_length;
 };
 
 struct xs_header {

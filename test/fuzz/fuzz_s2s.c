@@ -257,7 +257,7 @@ static const struct xs_callbacks ck_cb = {ck_header, ck_stanza, ck_close, ck_err
 static void check_segment(const char *p, size_t n, int inbound, const char *all)
 {
 	struct check k = {0};
-	struct xs_limits lim = {1 << 20, 200, 200};
+	struct xs_limits lim = {1 << 20, 200, 200, 1 << 16, 1 << 20};
 	struct xs *xs = xs_new(&ck_cb, &k, &lim);
 
 	if (xs == NULL)

@@ -235,7 +235,7 @@ static const struct xs_callbacks cbs = {on_header, on_stanza, on_close, on_error
 
 static void feed(struct run *r, const uint8_t *d, size_t n, unsigned opts, int cut, int reparse)
 {
-	struct xs_limits lim = {opts & 2 ? 300 : 0, opts & 4 ? 4 : 0, 0};
+	struct xs_limits lim = {opts & 2 ? 300 : 0, opts & 4 ? 4 : 0, 0, 0, 0};
 	struct xs *xs;
 	uint32_t seed = 2463534242u ^ (uint32_t)n;
 	size_t off = 0, t;

@@ -278,7 +278,7 @@ struct feed_case {
 
 static void run_case(const struct feed_case *c, enum feed_mode mode, uint32_t seed, struct rec *r)
 {
-	struct xs_limits lim = {c->max_size, c->max_depth, 0};
+	struct xs_limits lim = {c->max_size, c->max_depth, 0, 0, 0};
 	int p;
 
 	memset(r, 0, sizeof(*r));
@@ -967,9 +967,10 @@ START_TEST(test_trickled_tag)
 	struct rec r;
 	clock_t t0 = clock();
 	size_t i;
+	struct xs_limits lim = {0, 0, 0, 0, 1 << 20}; /* a 200,000-byte value */
 
 	memset(&r, 0, sizeof(r));
-	r.xs = xs_new(&cbs, &r, NULL);
+	r.xs = xs_new(&cbs, &r, &lim);
 	ck_assert_int_eq(xs_feed(r.xs, HDR "<message id='", strlen(HDR) + 13), 0);
 	for (i = 0; i < 200000; i++)
 		ck_assert_int_eq(xs_feed(r.xs, ">", 1), 0);
@@ -1277,6 +1278,104 @@ START_TEST(test_after_close)
 }
 END_TEST
 
+/* Feeds HDR (or head) then body; 1 if the stream failed with
+ * policy-violation, 0 if it delivered the stanza, anything else fails. */
+static int fails_on_length(const char *head, const char *body, const struct xs_limits *lim)
+{
+	struct rec r;
+	size_t hl = strlen(head), bl = strlen(body);
+	char *all = malloc(hl + bl + 1);
+	int failed;
+
+	ck_assert_ptr_nonnull(all);
+	memcpy(all, head, hl);
+	memcpy(all + hl, body, bl + 1);
+	memset(&r, 0, sizeof(r));
+	r.xs = xs_new(&cbs, &r, lim);
+	ck_assert_ptr_nonnull(r.xs);
+	xs_feed(r.xs, all, hl + bl);
+	failed = r.failed;
+	if (failed)
+		ck_assert_msg(strstr(r.log, "E policy-violation\n") != NULL, "%s", r.log);
+	else
+		ck_assert_msg(r.nsaved == 1, "no stanza: %.200s", r.log);
+	xs_free(r.xs);
+	rec_done(&r);
+	free(all);
+	return failed;
+}
+
+/* A string of n copies of unit (caller frees). */
+static char *rep(const char *unit, size_t n)
+{
+	size_t ul = strlen(unit);
+	char *b = malloc(ul * n + 1);
+
+	ck_assert_ptr_nonnull(b);
+	for (size_t i = 0; i < n; i++)
+		memcpy(b + i * ul, unit, ul);
+	b[ul * n] = '\0';
+	return b;
+}
+
+/* Element and attribute names (prefix included), attribute values
+ * (as written) and namespace names at the default bounds and one above, at
+ * every depth and in the header; then configured bounds. */
+START_TEST(test_length_limits)
+{
+	char buf[20000];
+	char *n256 = rep("n", 256), *n255 = rep("n", 255), *n253 = rep("n", 253);
+	char *v8192 = rep("v", 8192), *amp1638 = rep("&amp;", 1638);
+	struct xs_limits small = {0, 0, 0, 13, 40}; /* the header needs 13 and 32 */
+
+	snprintf(buf, sizeof(buf), "<message><%s/></message>", n256);
+	ck_assert_int_eq(fails_on_length(HDR, buf, NULL), 0);
+	snprintf(buf, sizeof(buf), "<message><%sx/></message>", n256);
+	ck_assert_int_eq(fails_on_length(HDR, buf, NULL), 1);
+	snprintf(buf, sizeof(buf), "<message><p:%s xmlns:p='urn:x'/></message>", n255);
+	ck_assert_int_eq(fails_on_length(HDR, buf, NULL), 0);
+	snprintf(buf, sizeof(buf), "<message><pp:%s xmlns:pp='urn:x'/></message>", n255);
+	ck_assert_int_eq(fails_on_length(HDR, buf, NULL), 1);
+	snprintf(buf, sizeof(buf), "<message %s='1'/>", n256);
+	ck_assert_int_eq(fails_on_length(HDR, buf, NULL), 0);
+	snprintf(buf, sizeof(buf), "<message %sxy='1'/>", n253);
+	ck_assert_int_eq(fails_on_length(HDR, buf, NULL), 0);
+	snprintf(buf, sizeof(buf), "<message><a><b><c d%s='1'/></b></a></message>", n256);
+	ck_assert_int_eq(fails_on_length(HDR, buf, NULL), 1);
+
+	snprintf(buf, sizeof(buf), "<message id='%s'/>", v8192);
+	ck_assert_int_eq(fails_on_length(HDR, buf, NULL), 0);
+	snprintf(buf, sizeof(buf), "<message id='%sv'/>", v8192);
+	ck_assert_int_eq(fails_on_length(HDR, buf, NULL), 1);
+	snprintf(buf, sizeof(buf), "<message><x xmlns='urn:%s'/></message>", v8192);
+	ck_assert_int_eq(fails_on_length(HDR, buf, NULL), 1);
+	snprintf(buf, sizeof(buf), CANON " to='%sv' version='1.0'>", v8192);
+	ck_assert_int_eq(fails_on_length(buf, "", NULL), 1); /* the header too */
+
+	/* counted as written: 1,638 "&amp;" are 8,190 bytes */
+	snprintf(buf, sizeof(buf), "<message id='%sxx'/>", amp1638);
+	ck_assert_int_eq(fails_on_length(HDR, buf, NULL), 0);
+	snprintf(buf, sizeof(buf), "<message id='%s&amp;'/>", amp1638);
+	ck_assert_int_eq(fails_on_length(HDR, buf, NULL), 1);
+
+	ck_assert_int_eq(fails_on_length(HDR, "<message><abcdefghijklm/></message>", &small), 0);
+	ck_assert_int_eq(fails_on_length(HDR, "<message><abcdefghijklmn/></message>", &small), 1);
+	ck_assert_int_eq(fails_on_length(HDR,
+					 "<message id='0123456789012345678901234567890123456789'/>",
+					 &small),
+			 0);
+	ck_assert_int_eq(
+	    fails_on_length(HDR, "<message id='0123456789012345678901234567890123456789X'/>",
+			    &small),
+	    1);
+	free(n256);
+	free(n255);
+	free(n253);
+	free(v8192);
+	free(amp1638);
+}
+END_TEST
+
 START_TEST(test_conditions)
 {
 	ck_assert_str_eq(xs_error_condition(XS_ERR_NOT_WELL_FORMED), "not-well-formed");
@@ -1307,6 +1406,7 @@ static Suite *xmlstream_suite(void)
 	tcase_add_test(tc, test_utf16);
 	tcase_add_test(tc, test_after_close);
 	tcase_add_test(tc, test_conditions);
+	tcase_add_test(tc, test_length_limits);
 	suite_add_tcase(s, tc);
 	return s;
 }
