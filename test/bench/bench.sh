@@ -366,6 +366,8 @@ fi
 t_begin=$(date +%s)
 RUNGS="direct tcp-proxy tls-proxy xtrunkd xtrunkd+pol"
 REPS=${BENCH_REPS:-3}
+# BENCH_ONLY=workers: only the -w 1 vs -w 2 comparison, printed, nothing written
+[ "${BENCH_ONLY:-}" = workers ] && RUNGS=""
 echo "# bench: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), dir $dir"
 echo "# flat out, $STREAMS streams, ${SIZE}-byte stanzas, ${SECONDS_RUN}s per run, $REPS runs per rung"
 # over the numeric lines of stdin only ("-": no figure)
@@ -391,6 +393,52 @@ for r in $RUNGS; do
 	echo "$r rate=${rate:-0} cpu_us=${cpu:-} rate_spread_pct=$(spread <"$dir/flat-$r.rates") cpu_spread_pct=$(spread <"$dir/flat-$r.cpu")" | tee -a "$dir/flat.sum"
 done
 relay_max=$(awk '$1=="xtrunkd" {sub("rate=","",$2); print $2}' "$dir/flat.sum")
+
+# ---- both cores: xtrunkd -w 1 against -w 2 (workers = N: a supervisor and
+# N worker processes sharing the listeners), the same traffic, alternating
+# runs so that noise hits both; relay CPU summed over every process of it
+echo "# workers: xtrunkd -w 1 vs -w 2, flat out, $STREAMS streams"
+workers_run() { # W I
+	"$XT" -d -w "$1" -f "$dir/relay.conf" 2>"$dir/relay.log" &
+	box_pid=$!
+	pids="$pids $box_pid"
+	wp=$box_pid
+	if [ "$1" -gt 1 ]; then
+		for _ in $(seq 100); do
+			grep -q "event=started .*workers=$1 " "$dir/relay.log" && break
+			sleep 0.05
+		done
+		wp="$box_pid $(sed -n 's/.*event=worker-started worker=[0-9]* pid=\([0-9]*\).*/\1/p' "$dir/relay.log" | tr '\n' ' ')"
+	fi
+	wait_port "$RELAY" 5269 || return 1
+	_w=""
+	for p in $wp; do _w="$_w --watch $p"; done
+	# shellcheck disable=SC2086
+	xb "workers-$1-$2" --connect "$RELAY:5269" $_w --streams "$STREAMS" --rate 0 \
+		--seconds "$SECONDS_RUN" --check || echo "# warning: workers-$1-$2: $(head -c 300 "$dir/workers-$1-$2.out")"
+	stop_box
+	# rate, relay CPU us/stanza and cores (sums over the watched processes), tool cores,
+	# each watched process's cores
+	tr ' ' '\n' <"$dir/workers-$1-$2.out" | awk -F= '
+		$1=="rate" {r=$2} $1=="self_cpu" {t=$2}
+		$1 ~ /^watch[0-9]+_us_per_stanza$/ {u+=$2}
+		$1 ~ /^watch[0-9]+_cpu$/ {c+=$2; each=each (each==""?"":"/") $2}
+		END {printf "%s %.2f %.2f %s %s\n", r, u, c, t, each}' >>"$dir/workers-$1.runs"
+}
+for w in 1 2; do : >"$dir/workers-$w.runs"; done
+for i in $(seq "$REPS"); do
+	for w in 1 2; do
+		workers_run "$w" "$i" || {
+			echo "bench: cannot start xtrunkd -w $w" >&2
+			exit 1
+		}
+	done
+done
+for w in 1 2; do
+	f="$dir/workers-$w.runs"
+	echo "workers $w rate=$(cut -d' ' -f1 "$f" | median) cpu_us=$(cut -d' ' -f2 "$f" | median) relay_cores=$(cut -d' ' -f3 "$f" | median) tool_cores=$(cut -d' ' -f4 "$f" | median) rate_spread_pct=$(cut -d' ' -f1 "$f" | spread) per_process=$(cut -d' ' -f5 "$f" | tr '\n' ',')" | tee -a "$dir/workers.sum"
+done
+[ "${BENCH_ONLY:-}" = workers ] && exit 0
 echo "# open loop at 10/50/80% of the relay's flat-out rate ($relay_max/s)"
 for r in $RUNGS; do
 	start_rung "$r" || exit 1
