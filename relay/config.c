@@ -71,6 +71,8 @@ const struct config_key config_keys[] = {
     {"limits.connections_per_address", "int", "100", "yes"},
     {"limits.max_depth", "int", "64", "yes"},
     {"limits.max_attributes", "int", "64", "yes"},
+    {"limits.max_name_length", "int", "256", "yes"},
+    {"limits.max_attribute_length", "int", "8192", "yes"},
     {"limits.keepalive", "int", "60", "yes"},
     {"limits.failback", "int", "30", "yes"},
     {"limits.max_hops", "int", "8", "yes"},
@@ -173,6 +175,9 @@ static const struct int_range {
     {"limits.connections_per_address", 1, 1000000},
     {"limits.max_depth", 4, 255},
     {"limits.max_attributes", 8, 1024},
+    /* the stream header's own names and namespaces must pass */
+    {"limits.max_name_length", 16, 65536},
+    {"limits.max_attribute_length", 64, 1LL << 24},
     {"limits.keepalive", 0, 3600},
     {"limits.failback", 1, 86400},
     {"limits.max_hops", 1, 64},
@@ -786,6 +791,8 @@ static void load_limits(struct loader *ld, const config_setting_t *root)
 	c->connections_per_address = (unsigned)get_int(l, "connections_per_address", 100);
 	c->max_depth = (unsigned)get_int(l, "max_depth", 64);
 	c->max_attributes = (unsigned)get_int(l, "max_attributes", 64);
+	c->max_name_length = (unsigned)get_int(l, "max_name_length", 256);
+	c->max_attribute_length = (unsigned)get_int(l, "max_attribute_length", 8192);
 	c->keepalive = (unsigned)get_int(l, "keepalive", 60);
 	c->failback = (unsigned)get_int(l, "failback", 30);
 	c->max_hops = (unsigned)get_int(l, "max_hops", 8);

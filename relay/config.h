@@ -88,6 +88,8 @@ struct config {
 	unsigned connections_per_address; /* inbound streams from one address, default 100 */
 	unsigned max_depth;		  /* XML nesting below the stream, default 64 */
 	unsigned max_attributes;	  /* attributes in one tag, default 64 */
+	unsigned max_name_length;	  /* element/attribute name bytes, default 256 */
+	unsigned max_attribute_length;	  /* attribute value bytes as written, default 8192 */
 	unsigned keepalive;		  /* seconds between whitespace keepalives, 0 = off */
 	unsigned failback;		  /* seconds between tries of a preferred address */
 	unsigned max_hops;		  /* relays a stanza may cross between trunk peers */

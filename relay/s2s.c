@@ -2629,6 +2629,8 @@ void s2s_init(struct runtime *rt)
 	g.limits.max_stanza_size = rt->cfg->max_stanza_size;
 	g.limits.max_depth = rt->cfg->max_depth;
 	g.limits.max_attrs = rt->cfg->max_attributes;
+	g.limits.max_name_length = rt->cfg->max_name_length;
+	g.limits.max_attr_length = rt->cfg->max_attribute_length;
 }
 
 void s2s_reload(struct runtime *rt)
@@ -2643,6 +2645,8 @@ void s2s_reload(struct runtime *rt)
 	g.limits.max_stanza_size = rt->cfg->max_stanza_size;
 	g.limits.max_depth = rt->cfg->max_depth;
 	g.limits.max_attrs = rt->cfg->max_attributes;
+	g.limits.max_name_length = rt->cfg->max_name_length;
+	g.limits.max_attr_length = rt->cfg->max_attribute_length;
 	for (s = g.streams; s != NULL; s = s->next)
 		s->dir == DIR_IN ? in++ : out++;
 	/* Streams keep the snapshot they started with; new streams, routing

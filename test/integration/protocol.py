@@ -1134,13 +1134,16 @@ class Suite:
         if self.arrived_at(self.b, "id='idn-fullwidth'") is None:
             raise Fail("fullwidth a.example not forwarded; relay said %r" % short(c.buf))
 
-    # 27: limits enforced as bytes arrive: attributes, depth, size
+    # 27: limits enforced as bytes arrive: attributes, depth, size; names and
+    # attribute values when the tag is complete
     def case_limits(self):
         attrs65 = "".join(" a%d='x'" % i for i in range(65))
         for name, stanza in [
                 ("attributes", "<message%s/>" % attrs65),
                 ("depth", "<message>" + "<x>" * 70 + "</x>" * 70 + "</message>"),
-                ("size", "<message><body>%s</body></message>" % ("y" * 300000))]:
+                ("size", "<message><body>%s</body></message>" % ("y" * 300000)),
+                ("name-length", "<message><%s/></message>" % ("n" * 257)),
+                ("attribute-length", "<message id='%s'/>" % ("v" * 8193))]:
             c = self.stream("a.example", "sub.b.example")
             c.send(stanza)
             try:

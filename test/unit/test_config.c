@@ -322,8 +322,9 @@ START_TEST(test_key_table)
 	 * of policy/ (peers, routes, security_labels, policies, audit), and 8
 	 * of trunk links (limits.keepalive/failback/max_hops, peers.[].trunk,
 	 * peers.[].addresses and its host/port/priority), relay_name and
-	 * peers.[].authorize, workers */
-	ck_assert_uint_eq(n, 105);
+	 * peers.[].authorize, workers, limits.max_name_length and
+	 * limits.max_attribute_length */
+	ck_assert_uint_eq(n, 107);
 }
 END_TEST
 
@@ -535,6 +536,9 @@ static const struct err_case err_cases[] = {
     {"limit too small",
      HEAD "limits = { max_stanza_size = 100; };\n",
      {"relay.conf:4: ", "max_stanza_size must be an integer between 10000"}},
+    {"name length below the header's",
+     HEAD "limits = { max_name_length = 8; };\n",
+     {"relay.conf:4: ", "max_name_length must be an integer between 16 and 65536"}},
     {"queue smaller than stanza",
      HEAD "limits = {\n  queue_max_bytes = 20000;\n  max_stanza_size = 30000;\n};\n",
      {"relay.conf:5: ", "queue_max_bytes", "smaller than max_stanza_size"}},
