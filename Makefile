@@ -218,6 +218,8 @@ install: all
 	sed 's|/usr/sbin/|$(PREFIX)/sbin/|g' examples/xtrunkd.service >$(BUILD)/xtrunkd.service
 	install -m 0644 $(BUILD)/xtrunkd.service $(DESTDIR)$(UNITDIR)/xtrunkd.service
 	install -m 0644 examples/xtrunkd.service $(DESTDIR)$(PREFIX)/share/doc/xtrunk/examples/
+	# socket activation is optional: the socket unit is an example, not enabled
+	install -m 0644 examples/xtrunkd.socket $(DESTDIR)$(PREFIX)/share/doc/xtrunk/examples/
 	install -m 0755 $(BUILD)/xtrunkd $(DESTDIR)$(PREFIX)/sbin/xtrunkd
 	install -m 0755 $(BUILD)/xtrunkctl $(DESTDIR)$(PREFIX)/sbin/xtrunkctl
 	install -m 0644 man/xtrunkd.8 $(DESTDIR)$(PREFIX)/share/man/man8/xtrunkd.8

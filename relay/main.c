@@ -43,7 +43,7 @@ static int stopping;
 static const char *config_path;
 static struct runtime *current; /* ref */
 static unsigned worker;		/* this process is worker N of a supervisor; 0: alone */
-static int inherited_fds;	/* listening sockets from the supervisor: fds 3.. */
+static int inherited_fds;	/* listening sockets from the supervisor or systemd: fds 3.. */
 
 static void usage(void)
 {
@@ -60,45 +60,23 @@ static void on_connection(uv_stream_t *server, int status)
 	s2s_accept(server, ((struct listener *)server)->direct_tls);
 }
 
-/* The inherited listening socket bound to ss, or -1. */
-static int inherited_fd(const struct sockaddr_storage *ss)
-{
-	int fd;
-
-	for (fd = WORKERS_FIRST_FD; fd < WORKERS_FIRST_FD + inherited_fds; fd++) {
-		struct sockaddr_storage got;
-		socklen_t len = sizeof(got);
-
-		if (getsockname(fd, (struct sockaddr *)&got, &len) < 0 ||
-		    got.ss_family != ss->ss_family)
-			continue;
-		if (ss->ss_family == AF_INET) {
-			const struct sockaddr_in *a = (const void *)ss, *b = (const void *)&got;
-
-			if (a->sin_port == b->sin_port && a->sin_addr.s_addr == b->sin_addr.s_addr)
-				return fd;
-		} else {
-			const struct sockaddr_in6 *a = (const void *)ss, *b = (const void *)&got;
-
-			if (a->sin6_port == b->sin6_port &&
-			    memcmp(&a->sin6_addr, &b->sin6_addr, sizeof(a->sin6_addr)) == 0)
-				return fd;
-		}
-	}
-	return -1;
-}
-
+/* Bind (or take from the supervisor or systemd) every configured listener.
+ * A socket systemd passed that matches no listen entry is closed. */
 static int listen_all(uv_loop_t *loop, const struct config *cfg)
 {
+	char *used; /* owned: which inherited fds a listener took */
 	size_t i;
+	int rc = 0, fd;
 
 	listeners = calloc(cfg->nlisten, sizeof(*listeners));
-	if (listeners == NULL)
+	used = calloc((size_t)inherited_fds + 1, 1);
+	if (listeners == NULL || used == NULL) {
+		free(used);
 		return -ENOMEM;
+	}
 	for (i = 0; i < cfg->nlisten; i++) {
 		struct sockaddr_storage ss;
 		struct listener *l = &listeners[i];
-		int rc;
 
 		if (uv_ip4_addr(cfg->listen[i].address, cfg->listen[i].port,
 				(struct sockaddr_in *)&ss) != 0 &&
@@ -106,18 +84,25 @@ static int listen_all(uv_loop_t *loop, const struct config *cfg)
 				(struct sockaddr_in6 *)&ss) != 0) {
 			log_err("event=listen-failed address=%s reason=not-a-numeric-address",
 				cfg->listen[i].address);
-			return -EINVAL;
+			rc = -EINVAL;
+			break;
 		}
 		snprintf(l->name, sizeof(l->name), "%s:%d", cfg->listen[i].address,
 			 cfg->listen[i].port);
 		uv_tcp_init(loop, &l->tcp);
 		l->direct_tls = cfg->listen[i].direct_tls;
 		nlisteners++;
-		if (worker > 0) {
-			/* a worker: the supervisor bound it (workers.c says why) */
-			int fd = inherited_fd(&ss);
-
-			rc = fd < 0 ? UV_ENOENT : uv_tcp_open(&l->tcp, fd);
+		fd = inherited_fds > 0 ? workers_inherited_fd(&ss, WORKERS_FIRST_FD, inherited_fds)
+				       : -1;
+		if (fd >= 0) {
+			/* a worker: the supervisor bound it (workers.c says why);
+			 * or systemd did (socket activation) */
+			rc = uv_tcp_open(&l->tcp, fd);
+			used[fd - WORKERS_FIRST_FD] = 1;
+			if (worker == 0)
+				log_info("event=socket-activated address=%s fd=%d", l->name, fd);
+		} else if (worker > 0) {
+			rc = UV_ENOENT;
 		} else {
 			rc = uv_tcp_bind(&l->tcp, (struct sockaddr *)&ss, 0);
 		}
@@ -126,12 +111,19 @@ static int listen_all(uv_loop_t *loop, const struct config *cfg)
 		if (rc < 0) {
 			log_err("event=listen-failed address=%s error=%s", l->name,
 				uv_strerror(rc));
-			return rc;
+			break;
 		}
 		log_info("event=listening address=%s%s", l->name,
 			 l->direct_tls ? " direct-tls=yes" : "");
 	}
-	return 0;
+	for (fd = 0; worker == 0 && fd < inherited_fds; fd++)
+		if (!used[fd]) {
+			log_warn("event=socket-unused fd=%d reason=\"matches no listen entry\"",
+				 WORKERS_FIRST_FD + fd);
+			close(WORKERS_FIRST_FD + fd);
+		}
+	free(used);
+	return rc;
 }
 
 static void close_all(void)
@@ -325,10 +317,14 @@ int main(int argc, char **argv)
 		unsigned n = nworkers > 0 ? (unsigned)nworkers : current->cfg->workers;
 
 		if (n > 1) {
+			/* the supervisor takes systemd's sockets itself */
 			rc = workers_run(current->cfg, path, argv, n);
 			runtime_unref(current);
 			return rc;
 		}
+		/* socket activation: systemd's sockets are fds 3.. like a worker's */
+		rc = sd_listen_fds(1);
+		inherited_fds = rc > 0 ? rc : 0;
 	}
 	if (uv_loop_init(&loop) < 0) {
 		fprintf(stderr, "xtrunkd: cannot initialise the event loop\n");

@@ -1,16 +1,17 @@
 /* workers: the supervisor of xtrunkd's worker processes (see workers.h).
  *
- * Why the listeners are bound here once and inherited rather than bound by
- * every worker with SO_REUSEPORT: a privileged port or a socket handed
- * over by systemd is opened once, for every worker alike; a bind error
- * (address in use) is reported once, before any worker runs; and a worker
- * that dies or restarts does not take the connections waiting in its own
- * accept queue with it (with SO_REUSEPORT the kernel resets those). The
- * workers all wait on the same sockets; each is started with
- * UV_TCP_SINGLE_ACCEPT=1 so that libuv takes one connection per wake-up
- * and a burst of connections spreads over the workers rather than going
- * to whichever woke first. A busy worker wakes later, so new streams lean
- * toward the idle one.
+ * The listeners are bound here, once, and inherited by the workers, rather
+ * than bound by each worker: a privileged port or a socket handed over by
+ * systemd is opened once for every worker alike; a bind error (address in
+ * use) is reported once, before any worker runs; and since the supervisor
+ * keeps every socket open, a worker that dies does not take the
+ * connections waiting in its accept queue with it: they wait for its
+ * successor. Each worker gets its own socket of a SO_REUSEPORT group per
+ * listen entry, so the kernel spreads new connections over the workers by
+ * their address hash (one shared socket let whichever worker woke first
+ * take a whole burst: in the benchmark, all 10 streams went to one worker
+ * in one run of five). A socket from systemd (socket activation) is one per
+ * address and is shared by all workers.
  *
  * Workers are this same binary (uv_spawn of /proc/self/exe with the same
  * arguments) with WORKERS_ENV_* set. Their sd_notify messages come here:
@@ -78,7 +79,7 @@ static struct {
 	char exe[4096];
 	struct worker *w; /* owned array of n */
 	unsigned n;
-	int *fds; /* owned array of cfg->nlisten listening sockets */
+	int *fds; /* owned: n x nfds listening sockets, worker w's at [w * nfds] */
 	size_t nfds;
 	char **env; /* owned array; the strings below or borrowed from environ */
 	char env_fds[48], env_parent[48], env_notify[128];
@@ -94,13 +95,52 @@ static struct {
 
 /* ---- the listeners, bound once */
 
+int workers_inherited_fd(const struct sockaddr_storage *ss, int first, int count)
+{
+	int fd;
+
+	for (fd = first; fd < first + count; fd++) {
+		struct sockaddr_storage got;
+		socklen_t len = sizeof(got);
+
+		if (getsockname(fd, (struct sockaddr *)&got, &len) < 0 ||
+		    got.ss_family != ss->ss_family)
+			continue;
+		if (ss->ss_family == AF_INET) {
+			const struct sockaddr_in *a = (const void *)ss, *b = (const void *)&got;
+
+			if (a->sin_port == b->sin_port && a->sin_addr.s_addr == b->sin_addr.s_addr)
+				return fd;
+		} else if (ss->ss_family == AF_INET6) {
+			const struct sockaddr_in6 *a = (const void *)ss, *b = (const void *)&got;
+
+			if (a->sin6_port == b->sin6_port &&
+			    memcmp(&a->sin6_addr, &b->sin6_addr, sizeof(a->sin6_addr)) == 0)
+				return fd;
+		}
+	}
+	return -1;
+}
+
+/* fds[w * nlisten + i]: worker w's socket for listen entry i. Each
+ * worker gets its own socket of a SO_REUSEPORT group, all bound here, so
+ * the kernel spreads new connections over the workers by their address
+ * hash; a socket systemd passed (one per address) is shared by all. */
 static int bind_all(void)
 {
+	/* socket activation: systemd's sockets for the addresses it has */
+	int nsd = sd_listen_fds(1), k;
+	char used[64] = {0};
 	size_t i;
+	unsigned w;
 
-	S.fds = calloc(S.cfg->nlisten, sizeof(*S.fds));
+	nsd = nsd > 64 ? 64 : nsd < 0 ? 0 : nsd;
+	S.nfds = S.cfg->nlisten;
+	S.fds = malloc(S.nfds * S.n * sizeof(*S.fds));
 	if (S.fds == NULL)
 		return -ENOMEM;
+	for (i = 0; i < S.nfds * S.n; i++)
+		S.fds[i] = -1;
 	for (i = 0; i < S.cfg->nlisten; i++) {
 		const struct cfg_listen *l = &S.cfg->listen[i];
 		struct sockaddr_storage ss;
@@ -116,22 +156,40 @@ static int bind_all(void)
 				l->address);
 			return -EINVAL;
 		}
-		fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-		if (fd < 0)
-			return -errno;
-		S.fds[S.nfds++] = fd;
-		/* as uv_tcp_bind does, so that a restart finds the port free */
-		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-		if (bind(fd, (struct sockaddr *)&ss, sl) < 0 || listen(fd, 511) < 0) {
-			int e = errno;
+		fd = workers_inherited_fd(&ss, SD_LISTEN_FDS_START, nsd);
+		if (fd >= 0) {
+			used[fd - SD_LISTEN_FDS_START] = 1;
+			for (w = 0; w < S.n; w++)
+				S.fds[w * S.nfds + i] = fd;
+			log_info("event=socket-activated address=%s:%d fd=%d workers=%u",
+				 l->address, l->port, fd, S.n);
+			continue;
+		}
+		for (w = 0; w < S.n; w++) {
+			fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+			if (fd < 0)
+				return -errno;
+			S.fds[w * S.nfds + i] = fd;
+			/* as uv_tcp_bind does, so that a restart finds the port free */
+			setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+			if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0 ||
+			    bind(fd, (struct sockaddr *)&ss, sl) < 0 || listen(fd, 511) < 0) {
+				int e = errno;
 
-			log_err("event=listen-failed address=%s:%d error=%s", l->address, l->port,
-				strerror(e));
-			return -e;
+				log_err("event=listen-failed address=%s:%d error=%s", l->address,
+					l->port, strerror(e));
+				return -e;
+			}
 		}
 		log_info("event=listening address=%s:%d%s workers=%u", l->address, l->port,
 			 l->direct_tls ? " direct-tls=yes" : "", S.n);
 	}
+	for (k = 0; k < nsd; k++)
+		if (!used[k]) {
+			log_warn("event=socket-unused fd=%d reason=\"matches no listen entry\"",
+				 SD_LISTEN_FDS_START + k);
+			close(SD_LISTEN_FDS_START + k);
+		}
 	return 0;
 }
 
@@ -140,8 +198,7 @@ static int bind_all(void)
 static int skip_env(const char *e)
 {
 	static const char *const drop[] = {
-	    "NOTIFY_SOCKET=",  "LISTEN_FDS=",		"LISTEN_PID=",
-	    "LISTEN_FDNAMES=", "UV_TCP_SINGLE_ACCEPT=", "XTRUNKD_"};
+	    "NOTIFY_SOCKET=", "LISTEN_FDS=", "LISTEN_PID=", "LISTEN_FDNAMES=", "XTRUNKD_"};
 	size_t i;
 
 	for (i = 0; i < sizeof(drop) / sizeof(drop[0]); i++)
@@ -168,7 +225,6 @@ static int build_env(void)
 	S.env[k++] = S.env_fds;
 	S.env[k++] = S.env_parent;
 	S.env[k++] = S.env_notify;
-	S.env[k++] = "UV_TCP_SINGLE_ACCEPT=1";
 	S.env[k] = NULL;
 	return 0;
 }
@@ -190,7 +246,7 @@ static int spawn(struct worker *w)
 	}
 	for (i = 0; i < S.nfds; i++) {
 		stdio[WORKERS_FIRST_FD + i].flags = UV_INHERIT_FD;
-		stdio[WORKERS_FIRST_FD + i].data.fd = S.fds[i];
+		stdio[WORKERS_FIRST_FD + i].data.fd = S.fds[(w->n - 1) * S.nfds + i];
 	}
 	snprintf(w->env_number, sizeof(w->env_number), WORKERS_ENV_NUMBER "=%u", w->n);
 	S.env[0] = w->env_number;
@@ -699,8 +755,9 @@ int workers_run(const struct config *cfg, const char *config_path, char **argv, 
 	uv_run(&S.loop, UV_RUN_DEFAULT);
 	rc = uv_loop_close(&S.loop);
 	log_info("event=stopped workers=%u loop-close=%d", S.n, rc);
-	for (i = 0; i < S.nfds; i++)
-		close(S.fds[i]);
+	for (i = 0; S.fds != NULL && i < S.nfds * S.n; i++)
+		if (S.fds[i] >= 0 && (i < S.nfds || S.fds[i] != S.fds[i % S.nfds]))
+			close(S.fds[i]);
 	close(S.notify_fd);
 	free(S.fds);
 	free(S.env);

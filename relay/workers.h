@@ -20,6 +20,14 @@ struct config;
 #define WORKERS_ENV_PARENT "XTRUNKD_PARENT"
 #define WORKERS_FIRST_FD 3
 
+struct sockaddr_storage;
+
+/* The listening socket among fds first .. first + count - 1 that is
+ * bound to ss (address and port), or -1: how a worker finds the sockets
+ * its supervisor bound, and xtrunkd those systemd passed (socket
+ * activation, sd_listen_fds). */
+int workers_inherited_fd(const struct sockaddr_storage *ss, int first, int count);
+
 /* Supervise n workers running argv (xtrunkd's own command line) with the
  * configuration cfg (already loaded and valid) from config_path. Returns
  * the process exit status: 0 after a SIGTERM drain in which every worker

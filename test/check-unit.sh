@@ -39,6 +39,16 @@ else
 	fail=1
 fi
 
+# the socket unit (optional socket activation) beside the service
+cp "$(dirname "$unit")/xtrunkd.socket" "$tmp/xtrunkd.socket"
+if systemd-analyze verify --man=no "$tmp/xtrunkd.socket" >"$tmp/verify" 2>&1 && [ ! -s "$tmp/verify" ]; then
+	echo "ok: systemd-analyze verify examples/xtrunkd.socket"
+else
+	echo "FAIL: systemd-analyze verify examples/xtrunkd.socket:" >&2
+	cat "$tmp/verify" >&2
+	fail=1
+fi
+
 # Documentation=man:NAME(SECTION) must name pages that exist in man/.
 for ref in $(sed -n 's/^Documentation=//p' "$unit"); do
 	case $ref in

@@ -212,6 +212,48 @@ class WorkersSuite(Suite):
             if os.path.exists(p):
                 raise Fail("%s left behind" % p)
 
+    def case_socket_activation(self):
+        """systemd-socket-activate binds 127.0.0.40:5269 and starts xtrunkd on
+        the first connection: one process (relay.conf), then the supervisor
+        and two workers (relay-workers.conf)."""
+        sa = "/usr/bin/systemd-socket-activate"
+        if not os.access(sa, os.X_OK):
+            raise Fail("%s missing (Debian package systemd)" % sa)
+        for conf, n in (("relay.conf", 1), ("relay-workers.conf", 2)):
+            start = len(self.log_text())
+            logf = open(self.log, "ab")
+            self.relay = subprocess.Popen(
+                [sa, "-l", "127.0.0.40:5269", "-E", "NOTIFY_SOCKET=" + self.notify_path,
+                 self.args.xtrunkd, "-d", "-f", os.path.join(self.dir, conf)],
+                stdin=subprocess.DEVNULL, stdout=logf, stderr=logf)
+            logf.close()
+            with open(os.path.join(self.dir, "relay.pid"), "w") as f:
+                f.write("%d\n" % self.relay.pid)
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline:  # until the socket exists
+                if any(ln.split()[1] == "2800007F:1495"
+                       and ln.split()[3] == "0A" for ln in open("/proc/net/tcp")):
+                    break
+                time.sleep(0.05)
+            c = self.stream("a.example", "sub.b.example")  # starts xtrunkd
+            dialback_valid(c, "a.example", "sub.b.example")
+            c.send("<message from='alice@a.example/r' to='bob@sub.b.example' id='sa%d'/>" % n)
+            if not self.arrived(self.b, "id='sa%d'" % n):
+                raise Fail("workers=%d: the stanza did not cross" % n)
+            t = self.wait_log(r"event=socket-activated address=127\.0\.0\.40:5269", start)
+            if n == 2 and not re.search(r"event=started config=\S+ workers=2", t):
+                raise Fail("socket-activated supervisor did not start two workers")
+            if "event=listen-failed" in t:
+                raise Fail("workers=%d: a listener failed: %s" % (n, t[-400:]))
+            c.close()
+            self.relay.send_signal(signal.SIGTERM)
+            try:
+                rc = self.relay.wait(15)
+            except subprocess.TimeoutExpired:
+                raise Fail("workers=%d: still running 15 s after SIGTERM" % n)
+            if rc != 0:
+                raise Fail("workers=%d: exit status %d" % (n, rc))
+
     CASES = [
         ("workers-ready-notified", case_ready),
         ("workers-control-sockets", case_sockets),
@@ -220,6 +262,7 @@ class WorkersSuite(Suite):
         ("workers-sighup-and-reload-reach-both", case_sighup_both),
         ("workers-killed-worker-restarted", case_killed_worker_restarted),
         ("workers-sigterm-drains-both", case_sigterm_drains_both),
+        ("socket-activation", case_socket_activation),
     ]
 
 
