@@ -3,10 +3,12 @@
  * expected bytes out, fake time. Each test plays the leaves by hand. */
 #include <check.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "fakenet.h"
 #include "log.h"
@@ -371,6 +373,76 @@ START_TEST(test_write_backlog)
 	fakenet_set_queued(o, 0);
 	send_str(c, "<message from='alice@a.example/r' to='bob@x.b.example' id='w2'/>");
 	expect(o, "id='w2'");
+}
+END_TEST
+
+/* Lines containing needle in the NUL-terminated text. */
+static unsigned count_lines(const char *text, const char *needle)
+{
+	unsigned n = 0;
+
+	for (const char *p = text; (p = strstr(p, needle)) != NULL; p += strlen(needle))
+		n++;
+	return n;
+}
+
+/* Under overload every refused stanza is bounced, but the log carries at
+ * most 100 queue-full lines a second and then one line with the count of
+ * the rest (the lines had cost more than the stanzas). */
+START_TEST(test_overload_log_capped)
+{
+	char path[256], *text;
+	struct net_conn *c, *o;
+	int fd, saved;
+	long len;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/stderr", scen_dir());
+	fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	ck_assert_int_ge(fd, 0);
+	saved = dup(2);
+	ck_assert_int_ge(saved, 0);
+	dup2(fd, 2);
+	log_set_level("info");
+
+	c = in_open("a.example", "x.b.example");
+	in_dialback(c, "a.example", "x.b.example");
+	out_to("10.0.0.2", &o); /* never answers: the queue (3) fills */
+	for (int i = 0; i < 250; i++) {
+		sendf(c, "<message from='alice@a.example/r' to='bob@x.b.example' id='o%d'/>", i);
+		if (i == 3) /* the first bounce opened the way back */
+			accept_bounce_stream();
+	}
+	fakenet_advance(1000);
+	sendf(c, "<message from='alice@a.example/r' to='bob@x.b.example' id='o250'/>");
+	fakenet_pump();
+
+	dup2(saved, 2);
+	close(saved);
+	unlink(path); /* the scenario's directory is removed by name */
+	f = fdopen(fd, "r");
+	ck_assert_ptr_nonnull(f);
+	fseek(f, 0, SEEK_END);
+	len = ftell(f);
+	rewind(f);
+	text = calloc(1, (size_t)len + 1);
+	ck_assert_ptr_nonnull(text);
+	ck_assert_uint_eq(fread(text, 1, (size_t)len, f), (size_t)len);
+	fclose(f);
+	/* 247 refused in the first second: 100 lines, then 147 counted; the
+	 * 248th, a second later, is logged again */
+	ck_assert_uint_eq(count_lines(text, "event=queue-full"), 101);
+	ck_assert_msg(count_lines(text, "event=log-suppressed what=queue-full lines=147 ") == 1,
+		      "%.300s", strstr(text, "event=log-suppressed") ?: "no event=log-suppressed");
+	free(text);
+	/* and every one of them was bounced, none only logged */
+	for (int i = 3; i <= 250; i++) {
+		char id[16];
+
+		snprintf(id, sizeof(id), "o%d", i);
+		ck_assert_msg(bounced(id, "resource-constraint"), "%s not bounced", id);
+	}
+	ck_assert(!bounced("o0", "resource-constraint"));
 }
 END_TEST
 
@@ -850,6 +922,7 @@ static Suite *s2s_suite(void)
 	tcase_add_test(tc, test_backoff);
 	tcase_add_test(tc, test_queue_full);
 	tcase_add_test(tc, test_write_backlog);
+	tcase_add_test(tc, test_overload_log_capped);
 	tcase_add_test(tc, test_error_not_bounced);
 	tcase_add_test(tc, test_invalid_from);
 	tcase_add_test(tc, test_reload_keeps_streams);
