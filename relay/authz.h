@@ -32,7 +32,7 @@ const char *authz_header(const struct route_table *rt, const char *to, const cha
  * each); else improper-addressing (missing or malformed address),
  * invalid-from (sender domain not authenticated on this stream) or
  * host-unknown (sender not authenticated toward that target). */
-const char *authz_stanza(const struct authz *a, const char *from, const char *to, char *from_dom,
+const char *authz_stanza(struct authz *a, const char *from, const char *to, char *from_dom,
 			 char *to_dom);
 
 #endif

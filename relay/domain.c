@@ -204,9 +204,9 @@ fail:
 	return rc;
 }
 
-int jid_domain(const char *jid, char *out, size_t outsz)
+int jid_domain_part(const char *jid, const char **dom, size_t *len)
 {
-	const char *slash, *at, *dom;
+	const char *slash, *at;
 	size_t end;
 
 	if (!jid)
@@ -223,6 +223,16 @@ int jid_domain(const char *jid, char *out, size_t outsz)
 			at = jid + i;
 	if (at == jid)
 		return -EINVAL;
-	dom = at ? at + 1 : jid;
-	return domain_normalise(dom, end - (size_t)(dom - jid), out, outsz);
+	*dom = at ? at + 1 : jid;
+	*len = end - (size_t)(*dom - jid);
+	return 0;
+}
+
+int jid_domain(const char *jid, char *out, size_t outsz)
+{
+	const char *dom;
+	size_t len;
+	int rc = jid_domain_part(jid, &dom, &len);
+
+	return rc < 0 ? rc : domain_normalise(dom, len, out, outsz);
 }

@@ -15,5 +15,9 @@ int domain_normalise(const char *in, size_t len, char *out, size_t outsz);
 /* The normalised domainpart of a JID string: drops "local@" and "/resource"
  * (the resource may contain '@' and '/'). Same returns. */
 int jid_domain(const char *jid, char *out, size_t outsz);
+/* The domainpart of a JID as written, not normalised: *dom points into jid,
+ * *len bytes. 0, or -EINVAL for a JID jid_domain refuses before it looks
+ * at the domain (NULL, empty localpart, empty resourcepart). */
+int jid_domain_part(const char *jid, const char **dom, size_t *len);
 
 #endif

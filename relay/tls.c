@@ -423,6 +423,14 @@ int tls_feed(struct tls_session *t, const char *data, size_t len)
 		if (n > 0) {
 			idle = 0;
 			t->cb->on_plain(t->ctx, buf, (size_t)n);
+			/* A read usually ends on a record boundary: with nothing
+			 * left in our buffer and nothing decrypted waiting, another
+			 * call could only say EAGAIN (a record layer pass per read
+			 * when every read carries one stanza). GnuTLS pulls only
+			 * what the record in hand needs, so no whole record waits
+			 * inside it either. */
+			if (t->in_len == 0 && gnutls_record_check_pending(t->s) == 0)
+				break;
 			continue;
 		}
 		if (n == 0)

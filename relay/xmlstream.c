@@ -390,6 +390,11 @@ static size_t xs_decode(const char *s, size_t n, char *out)
 	const char *end = s + n;
 	size_t o = 0;
 
+	if (memchr(s, '&', n) == NULL) { /* the common case: nothing to decode */
+		memcpy(out, s, n);
+		out[n] = '\0';
+		return n;
+	}
 	while (s < end) {
 		unsigned long c;
 		size_t r;
@@ -750,20 +755,23 @@ static void xs_start_stanza(struct xs *xs, const xmlChar *localname, const xmlCh
 		for (d = 0; d < xs->ndecls; d++)
 			if (xs_same(xs->decls[d].prefix, (const char *)namespaces[2 * i]))
 				xs->skip[d] = 1;
+	xs->el_nattrs =
+	    xs_put_attrs(xs, nb_attributes, attributes, XS_MAX_STANZA_ATTRS, &xs->el_partial);
 	for (i = 0; i < nb_attributes; i++) {
 		const xmlChar **a = &attributes[5 * i];
 
 		if (a[1] == NULL) {
 			for (k = 0; k < 4; k++)
 				if (xs_streq(a[0], names[k]))
-					xs->el_attr[k] = xs_put(xs, (const char *)a[3],
-								(size_t)(a[4] - a[3]), 1);
+					/* recorded attributes are decoded already */
+					xs->el_attr[k] = (size_t)i < xs->el_nattrs
+							     ? xs->attr_val[i]
+							     : xs_put(xs, (const char *)a[3],
+								      (size_t)(a[4] - a[3]), 1);
 		} else if (xs_streq(a[2], xs_ns_xml) && xs_streq(a[0], "lang")) {
 			xs->lang_skip = 1;
 		}
 	}
-	xs->el_nattrs =
-	    xs_put_attrs(xs, nb_attributes, attributes, XS_MAX_STANZA_ATTRS, &xs->el_partial);
 }
 
 /* Where the tag whose '>' or "/>" libxml2 has reached starts: the last

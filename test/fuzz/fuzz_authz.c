@@ -103,7 +103,7 @@ static void cmd_header(const struct route_table *rt, const char *to, const char 
 	free(local);
 }
 
-static void cmd_stanza(const struct authz *a, const char *from, const char *to)
+static void cmd_stanza(struct authz *a, const char *from, const char *to)
 {
 	char *fd = malloc(BUF), *td = malloc(BUF), nf[BUF], nt[BUF];
 	const char *want, *got;
