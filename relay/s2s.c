@@ -719,13 +719,16 @@ static void bounce_as(const struct bounce_in *b, const char *condition, const ch
 	int n = bounce_build(b, condition, type, text, buf, sizeof(buf));
 
 	if (n < 0) {
-		log_info("event=drop reason=%s kind=%s type=%s",
-			 n == -EPERM ? "error-not-bounced" : "bounce-not-built", b->name,
+		const char *why = n == -EPERM ? "error-not-bounced" : "bounce-not-built";
+
+		stats_count(STATS_DROPPED, why, NULL);
+		log_info("event=drop reason=%s kind=%s type=%s", why, b->name,
 			 b->type != NULL ? b->type : "-");
 		return;
 	}
 	if (jid_domain(b->to, fd, sizeof(fd)) < 0 || jid_domain(b->from, td, sizeof(td)) < 0 ||
 	    (r = route_lookup(g.rt->cfg->routes, td)) == NULL) {
+		stats_count(STATS_DROPPED, "no-route-for-bounce", NULL);
 		log_warn("event=drop reason=no-route-for-bounce kind=%s", b->name);
 		return;
 	}
@@ -1391,9 +1394,13 @@ static void queue_full(struct stream *s, const char *from_dom, const char *to_do
 
 	if (flood_ok(&full, "queue-full"))
 		slog(s, "event=queue-full kind=%s from=%s to=%s", kind, from_dom, to_dom);
-	if (b != NULL)
+	if (b != NULL) {
 		bounce(b, "resource-constraint", "xtrunk: queue toward next hop is full");
-	else if (flood_ok(&drop, "drop"))
+		return;
+	}
+	/* an error stanza: never answered with an error */
+	stats_count(STATS_DROPPED, "queue-full", NULL);
+	if (flood_ok(&drop, "drop"))
 		log_info("event=drop reason=queue-full kind=%s from=%s to=%s", kind, from_dom,
 			 to_dom);
 }
@@ -1408,9 +1415,11 @@ static void peer_unreachable(int peer, const char *from_dom, const char *to_dom,
 		 g.rt->cfg->peers[peer].name, peer_backoff_left(peer));
 	if (b != NULL)
 		bounce(b, "remote-server-not-found", text);
-	else
+	else {
+		stats_count(STATS_DROPPED, "peer-backoff", NULL);
 		log_info("event=drop reason=peer-backoff kind=error from=%s to=%s", from_dom,
 			 to_dom);
+	}
 }
 
 /* ---- trunk links (XEP-0288 between xtrunkd peers) ----
@@ -1598,6 +1607,7 @@ static void trunk_forward(int peer, const char *from_dom, const char *to_dom, co
 		}
 		s = out_new(peer, (unsigned)addr, g.rt->cfg->relay_name, p->identity);
 		if (s == NULL || (s->authz = authz_new(MAX_PAIRS)) == NULL) {
+			stats_count(STATS_DROPPED, "out-of-memory", NULL);
 			log_err("event=drop reason=out-of-memory kind=%s from=%s to=%s", kind,
 				from_dom, to_dom);
 			if (s != NULL)
@@ -1704,6 +1714,7 @@ static int queue_add(struct stream *s, const char *from_dom, const char *to_dom,
 			(b->type ? strlen(b->type) : 0) + (b->id ? strlen(b->id) : 0) + 5;
 	q = malloc(need);
 	if (q == NULL) {
+		stats_count(STATS_DROPPED, "out-of-memory", NULL);
 		log_err("event=drop reason=out-of-memory kind=%s", kind);
 		return -ENOMEM;
 	}
@@ -1784,6 +1795,7 @@ static void forward(int peer, const char *from_dom, const char *to_dom, const ch
 		}
 	}
 	if (s == NULL) {
+		stats_count(STATS_DROPPED, "out-of-memory", NULL);
 		log_err("event=drop reason=out-of-memory kind=%s from=%s to=%s", kind, from_dom,
 			to_dom);
 		return;

@@ -40,6 +40,10 @@ static const struct family_desc counter_desc[STATS_NCOUNTERS] = {
     [STATS_BOUNCES] = {"xtrunk_bounces_total",
 		       "Error stanzas returned to senders, by RFC 6120 condition.", "condition",
 		       NULL},
+    [STATS_DROPPED] = {"xtrunk_stanzas_dropped_total",
+		       "Stanzas neither forwarded nor bounced, by reason: mostly error stanzas, "
+		       "which are never answered with errors, that could not be delivered.",
+		       "reason", NULL},
     [STATS_POLICY_REJECTIONS] = {"xtrunk_policy_rejections_total",
 				 "Stanzas refused by policy, by rule.", "rule", NULL},
     [STATS_AUTH_FAILURES] = {"xtrunk_auth_failures_total",

@@ -13,6 +13,7 @@ enum stats_counter {
 	STATS_STANZAS_RECEIVED,	 /* route, peer: accepted on an inbound stream */
 	STATS_STANZAS_SENT,	 /* route, peer: written to an outbound stream */
 	STATS_BOUNCES,		 /* condition */
+	STATS_DROPPED,		 /* reason: stanzas neither forwarded nor bounced */
 	STATS_POLICY_REJECTIONS, /* rule */
 	STATS_AUTH_FAILURES,	 /* reason */
 	STATS_TLS_FAILURES,	 /* reason */

@@ -14,6 +14,7 @@
 #include "log.h"
 #include "scenario.h"
 #include "s2s.h"
+#include "stats.h"
 
 #define HDR_FMT                                                                                    \
 	"<?xml version='1.0'?><stream:stream xmlns='jabber:server' "                               \
@@ -460,6 +461,8 @@ START_TEST(test_error_not_bounced)
 	accept_bounce_stream();
 	out_to("10.0.0.1", &o);
 	ck_assert_msg(!has(o, "id='e1'") && !has(o, "id='e2'"), "an error or result was bounced");
+	/* not silently: the metrics count both */
+	ck_assert_uint_eq(stats_get(STATS_DROPPED, "error-not-bounced", NULL), 2);
 }
 END_TEST
 
