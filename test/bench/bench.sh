@@ -40,6 +40,7 @@ top=$(cd "$here/../.." && pwd)
 XB=$(cd "$BUILD" && pwd)/xbench
 XT=$(cd "$BUILD" && pwd)/xtrunkd
 RB=$(cd "$BUILD" && pwd)/routebench
+XC=$(cd "$BUILD" && pwd)/xtrunkctl
 SIZE=${BENCH_SIZE:-300}
 STREAMS=${BENCH_STREAMS:-10}
 SECONDS_RUN=${BENCH_SECONDS:-4}
@@ -457,7 +458,13 @@ echo "# overload: xtrunkd offered 140% of its flat-out rate"
 start_relay "$dir/relay.conf" || exit 1
 xb overload --connect "$RELAY:5269" --watch "$box_pid" --streams "$STREAMS" \
 	--rate $((relay_max * 140 / 100)) --seconds "$SECONDS_RUN" || true
-echo "overload $(kv overload offered) $(kv overload rate) $(kv overload bounced) $(kv overload lost) $(kv overload watch0_cpu)" | tee "$dir/overload.sum"
+# What the relay itself says it did with what the tool counts as lost:
+# bounces it made, and stanzas it dropped (a bounce that found the way back
+# full too is dropped, counted in xtrunk_stanzas_dropped_total, never
+# answered: errors are not answered with errors).
+"$XC" -s "$dir/control.sock" metrics >"$dir/overload.metrics" 2>&1 || true
+metric_sum() { awk -v m="$1" 'index($1, m) == 1 { s += $2 } END { printf "%.0f", s }' "$dir/overload.metrics"; }
+echo "overload $(kv overload offered) $(kv overload rate) $(kv overload bounced) $(kv overload lost) $(kv overload watch0_cpu) $(kv overload unsent) $(kv overload sent) $(metric_sum xtrunk_bounces_total) $(metric_sum xtrunk_stanzas_dropped_total)" | tee "$dir/overload.sum"
 stop_box
 
 # ---- idle streams, negotiations, streams at the same load

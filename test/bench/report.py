@@ -200,11 +200,20 @@ def report(d):
     out.append("### Other figures")
     out.append("")
     for f in lines(d, "overload.sum"):
-        if len(f) >= 6:
+        if len(f) >= 10:
+            out.append("- Overload: xtrunkd offered %s stanzas/s (140%% of its flat-out rate) "
+                       "delivered **%s/s** in the measured window, relay CPU %s. Of the stanzas "
+                       "due: %s never sent (the load tool's own connection was backed up: the "
+                       "relay read slower than the schedule), %s sent; of those %s bounced back "
+                       "(resource-constraint) and %s neither arrived nor came back 10 s later. "
+                       "The relay's metrics: %s bounces made, %s stanzas dropped "
+                       "(`xtrunk_stanzas_dropped_total`: bounces that found the way back full "
+                       "too; errors are not answered with errors)."
+                       % (f[1], f[2], f[5], f[6], f[7], f[3], f[4], f[8], f[9]))
+        elif len(f) >= 6:
             out.append("- Overload: xtrunkd offered %s stanzas/s (140%% of its flat-out rate) "
                        "delivered **%s/s** in the measured window, relay CPU %s; %s bounced "
-                       "(resource-constraint), %s neither delivered nor bounced 10 s later "
-                       "(bounces dropped because the way back was full too, or still queued)."
+                       "(resource-constraint), %s neither delivered nor bounced 10 s later."
                        % (f[1], f[2], f[5], f[3], f[4]))
     for f in lines(d, "idle.sum"):
         if len(f) >= 5:

@@ -16,7 +16,14 @@
  * built on the relay's own modules (relay/net + relay/tls over libuv,
  * relay/xmlstream, certs/store, certs/identity). It prints one line of
  * key=value results and exits 0 only when every stanza sent arrived, in
- * order per stream, none bounced, and every stream authenticated.
+ * order per stream, none bounced, and every stream authenticated. In the
+ * traffic line, sent counts stanzas handed to the sender's own connection;
+ * unsent (open loop) those the schedule had due before the end that the
+ * sender never produced because its own connection was backed up (more
+ * than HIGH_WATER bytes waiting: the next hop reads slower than the
+ * schedule); lost = sent - received - bounced, i.e. sent but neither
+ * arrived nor came back 10 s after the end (dropped by the middle box, or
+ * still queued somewhere).
  *
  * Modes: traffic (default), idle (open --streams streams, hold them, report
  * the RSS growth of --watch per stream), handshake (full negotiations per
@@ -720,14 +727,26 @@ static void report_traffic(void)
 	double win = (double)(B.t_end - B.t_measure) / 1e9;
 	double hz = (double)sysconf(_SC_CLK_TCK);
 	struct rusage ru = B.self1;
-	uint64_t lost = B.sent - B.received - B.bounced;
+	uint64_t lost = B.sent - B.received - B.bounced, due = 0;
 
+	if (B.rate > 0 && B.t_end > B.t_start) {
+		/* stanza k of stream i is due at start + (k*N + i) / rate:
+		 * count those due before the end, as send_some() schedules */
+		uint64_t period = (uint64_t)(1e9 * B.nstreams / B.rate), span = B.t_end - B.t_start;
+
+		for (int i = 0; i < B.nstreams && period > 0; i++) {
+			uint64_t off = (uint64_t)i * period / (uint64_t)B.nstreams;
+
+			if (span > off)
+				due += (span - off + period - 1) / period;
+		}
+	}
 	qsort(B.lat, B.nlat, sizeof(*B.lat), cmp_u32);
-	printf("mode=traffic streams=%d size=%zu offered=%.0f sent=%" PRIu64 " received=%" PRIu64
-	       " bounced=%" PRIu64 " lost=%" PRIu64 " out_of_order=%" PRIu64 " dup=%" PRIu64
-	       " authfail=%d closed=%d",
-	       B.nstreams, B.size, B.rate, B.sent, B.received, B.bounced, lost, B.out_of_order,
-	       B.dup, B.nauthfail, B.nclosed_early);
+	printf("mode=traffic streams=%d size=%zu offered=%.0f sent=%" PRIu64 " unsent=%" PRIu64
+	       " received=%" PRIu64 " bounced=%" PRIu64 " lost=%" PRIu64 " out_of_order=%" PRIu64
+	       " dup=%" PRIu64 " authfail=%d closed=%d",
+	       B.nstreams, B.size, B.rate, B.sent, due > B.sent ? due - B.sent : 0, B.received,
+	       B.bounced, lost, B.out_of_order, B.dup, B.nauthfail, B.nclosed_early);
 	printf(" rate=%.0f mbit=%.1f p50_us=%u p99_us=%u p999_us=%u max_us=%u samples=%zu",
 	       (double)B.recv_window / win, (double)B.bytes_window * 8 / win / 1e6, pct(0.50),
 	       pct(0.99), pct(0.999), pct(1.0), B.nlat);
