@@ -439,6 +439,9 @@ for w in 1 2; do
 	f="$dir/workers-$w.runs"
 	echo "workers $w rate=$(cut -d' ' -f1 "$f" | median) cpu_us=$(cut -d' ' -f2 "$f" | median) relay_cores=$(cut -d' ' -f3 "$f" | median) tool_cores=$(cut -d' ' -f4 "$f" | median) rate_spread_pct=$(cut -d' ' -f1 "$f" | spread) per_process=$(cut -d' ' -f5 "$f" | tr '\n' ',')" | tee -a "$dir/workers.sum"
 done
+# run i of -w 2 against run i of -w 1 (back to back, so under the same noise)
+pr=$(paste -d' ' "$dir/workers-1.runs" "$dir/workers-2.runs" | awk '$1 > 0 {printf "%.2f\n", $6 / $1}')
+echo "workers pairs ratio_median=$(echo "$pr" | median) ratio_min=$(echo "$pr" | sort -n | head -n 1) ratio_max=$(echo "$pr" | sort -n | tail -n 1)" | tee -a "$dir/workers.sum"
 [ "${BENCH_ONLY:-}" = workers ] && exit 0
 echo "# open loop at 10/50/80% of the relay's flat-out rate ($relay_max/s)"
 for r in $RUNGS; do

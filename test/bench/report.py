@@ -176,7 +176,7 @@ def report(d):
     for f in lines(d, "workers.sum"):
         if len(f) >= 3 and f[0] == "workers":
             wk[f[1]] = dict(t.split("=", 1) for t in f[2:] if "=" in t)
-    w1, w2 = wk.get("1", {}), wk.get("2", {})
+    w1, w2, wp = wk.get("1", {}), wk.get("2", {}), wk.get("pairs", {})
     wratio = ratio(num(w2.get("rate")), num(w1.get("rate"))) if w1 and w2 else None
     if w1 and w2:
         out.append("### Both cores: xtrunkd -w 1 against -w 2 (median of %s alternating runs "
@@ -197,6 +197,11 @@ def report(d):
                 v.get("relay_cores"), v.get("tool_cores"),
                 v.get("per_process", "").strip(",").replace(",", ", "), v.get("rate_spread_pct")))
         out.append("")
+        if wp:
+            out.append("Run by run (each -w 2 run right after its -w 1 run), -w 2 / -w 1: median "
+                       "**%s×**, from %s× to %s×." % (wp.get("ratio_median"), wp.get("ratio_min"),
+                                                      wp.get("ratio_max")))
+            out.append("")
     out.append("### Other figures")
     out.append("")
     for f in lines(d, "overload.sum"):
@@ -295,8 +300,9 @@ def report(d):
             v is not None and v >= 1000)
     if wratio is not None:
         row("both cores ≥ 1.8× one core",
-            "-w 2 / -w 1 = %s× (%s vs %s stanzas/s; the load tool shares the 2 cores: see the notes)"
-            % (wratio, w2.get("rate"), w1.get("rate")),
+            "-w 2 / -w 1 = %s× (%s vs %s stanzas/s; run by run median %s×; the load tool shares "
+            "the 2 cores: see the notes)"
+            % (wratio, w2.get("rate"), w1.get("rate"), wp.get("ratio_median", "?")),
             num(wratio, 0) >= 1.8)
     else:
         row("both cores ≥ 1.8× one core", "not measured in this run", None)
