@@ -182,8 +182,8 @@ def report(d):
         out.append("### Both cores: xtrunkd -w 1 against -w 2 (median of %s alternating runs "
                    "of %s s, flat out)" % (env.get("BENCH_REPS", "?"), env.get("BENCH_SECONDS", "?")))
         out.append("")
-        out.append("`-w 2`: a supervisor and two worker processes sharing the listener "
-                   "(`workers` in xtrunkd.conf(5)). Relay CPU is summed over every process of "
+        out.append("`-w 2`: a supervisor and two worker processes, each accepting on its own "
+                   "SO_REUSEPORT socket (`workers` in xtrunkd.conf(5)). Relay CPU is summed over every process of "
                    "the relay; the load tool (`build/xbench`, one process, sender and sink) runs "
                    "on the same 2 cores.")
         out.append("")
