@@ -338,6 +338,25 @@ if [ "$smoke" = 1 ]; then
 			;;
 		esac
 	done
+	# xtrunkd -w 2: every stanza through two workers, in order; both used
+	"$XT" -d -w 2 -f "$dir/relay.conf" 2>"$dir/relay.log" &
+	box_pid=$!
+	pids="$pids $box_pid"
+	if wait_port "$RELAY" 5269 &&
+		xb smoke-w2 --connect "$RELAY:5269" --streams 8 --rate 0 --seconds 2 --warmup 0 --check &&
+		[ "$(grep -c 'worker=[12] .*dir=in .*event=tls-up' "$dir/relay.log")" -ge 8 ] &&
+		grep -q 'worker=1 .*dir=in .*event=tls-up' "$dir/relay.log" &&
+		grep -q 'worker=2 .*dir=in .*event=tls-up' "$dir/relay.log"; then
+		ok "xtrunkd -w 2 $(kv smoke-w2 received) stanzas in order, 0 lost, streams on both workers"
+	else
+		fail "xtrunkd -w 2" "$(cat "$dir/smoke-w2.out" 2>/dev/null) $(grep -c 'worker=1 .*dir=in .*event=tls-up' "$dir/relay.log") / $(grep -c 'worker=2 .*dir=in .*event=tls-up' "$dir/relay.log") inbound streams per worker"
+	fi
+	stop_box
+	if [ "$box_rc" = 0 ] && grep -q 'event=stopped workers=2 loop-close=0' "$dir/relay.log"; then
+		ok "xtrunkd -w 2 exit clean"
+	else
+		fail "xtrunkd -w 2 exit" "status $box_rc; $(grep -v ' info ' "$dir/relay.log" | head -c 600)"
+	fi
 	# the other modes of the tool work at all
 	start_relay "$dir/relay.conf"
 	if xb smoke-idle --connect "$RELAY:5269" --mode idle --streams 50 --hold 0.5 \

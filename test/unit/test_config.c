@@ -506,6 +506,8 @@ static const struct err_case err_cases[] = {
      HEAD "peers = ( { name = \"a\"; addresses = (\n { host = \"h\"; priority = -1; } ); } );\n",
      {"relay.conf:5: ", "priority"}},
     {"max_hops range", HEAD "limits = {\n max_hops = 0; };\n", {"relay.conf:5: ", "max_hops"}},
+    {"workers range", HEAD "workers = 65;\n", {"relay.conf:4: ", "workers"}},
+    {"workers zero", HEAD "workers = 0;\n", {"relay.conf:4: ", "workers"}},
     {"syntax",
      HEAD "peers = ( { name = \"a\"; host = = \"h\"; } );\n",
      {"relay.conf:4: ", "syntax error", "fix the syntax"}},
