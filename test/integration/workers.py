@@ -212,6 +212,26 @@ class WorkersSuite(Suite):
             if os.path.exists(p):
                 raise Fail("%s left behind" % p)
 
+    def case_supervisor_killed(self):
+        """SIGKILL to the supervisor: its workers get SIGTERM (PR_SET_PDEATHSIG),
+        drain and exit; none is left running."""
+        start = len(self.log_text())
+        self.start_relay()
+        self.wait_log(r"event=started config=\S+ workers=2", start, 15)
+        pids = self.wait_pids()
+        self.relay.send_signal(signal.SIGKILL)
+        self.relay.wait(5)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and any(alive(p) for p in pids.values()):
+            time.sleep(0.1)
+        left = [p for p in pids.values() if alive(p)]
+        if left:
+            raise Fail("workers %r still running 10 s after the supervisor was killed" % left)
+        t = self.log_text()[start:]
+        for w in (1, 2):
+            if not re.search(r"worker=%d event=stopped loop-close=0" % w, t):
+                raise Fail("worker %d did not drain and stop" % w)
+
     def case_socket_activation(self):
         """systemd-socket-activate binds 127.0.0.40:5269 and starts xtrunkd on
         the first connection: one process (relay.conf), then the supervisor
@@ -262,6 +282,7 @@ class WorkersSuite(Suite):
         ("workers-sighup-and-reload-reach-both", case_sighup_both),
         ("workers-killed-worker-restarted", case_killed_worker_restarted),
         ("workers-sigterm-drains-both", case_sigterm_drains_both),
+        ("workers-supervisor-killed", case_supervisor_killed),
         ("socket-activation", case_socket_activation),
     ]
 
