@@ -150,6 +150,7 @@ struct stream {
 	char local[DOMAIN_MAX + 1];  /* in: header 'to'; out: our 'from' */
 	char remote[DOMAIN_MAX + 1]; /* in: header 'from' (may be empty); out: 'to' */
 	uint64_t active_at;	     /* net_now_ms() of the last stanza (idle, keepalive) */
+	int idle_armed;		     /* the timer runs for idle/keepalive, see arm_idle */
 	/* Trunk link (XEP-0288) with a trunk peer: one stream carries every
 	 * domain pair; with bidi, in both directions. */
 	int trunk;		/* this stream is the link to/from trunk peer `peer` */
@@ -340,13 +341,33 @@ static void swrite(struct stream *s, const char *data, size_t len)
 /* The stream carried a stanza: the idle clock restarts. The timer fires at
  * the next whitespace keepalive (limits.keepalive) or at the idle timeout,
  * whichever comes first; on_timeout tells them apart. */
-static void arm_idle(struct stream *s)
+static unsigned idle_period_ms(const struct stream *s)
 {
 	unsigned idle = s->cfg->idle_timeout, ka = s->cfg->keepalive;
 
+	return (ka != 0 && ka < idle ? ka : idle) * 1000;
+}
+
+/* Every stanza counts as activity. Restarting the timer for each (a heap
+ * removal and insertion among every stream's timers, twice per forwarded
+ * stanza) cost more than the rest of the bookkeeping with 1,000 streams, so
+ * the timer stays armed and on_timeout re-arms it for what is left when the
+ * stream was active meanwhile: it still fires one period after the last
+ * stanza. Any other use of the timer (set_timer) ends that mode. */
+static void arm_idle(struct stream *s)
+{
 	s->active_at = net_now_ms();
-	if (s->conn != NULL)
-		net_set_timer(s->conn, (ka != 0 && ka < idle ? ka : idle) * 1000);
+	if (s->conn != NULL && !s->idle_armed) {
+		net_set_timer(s->conn, idle_period_ms(s));
+		s->idle_armed = 1;
+	}
+}
+
+/* The timer for anything but idleness (negotiation steps, keepalives). */
+static void set_timer(struct stream *s, unsigned ms)
+{
+	s->idle_armed = 0;
+	net_set_timer(s->conn, ms);
 }
 
 /* From on_timeout: if the stream is not idle yet, send a whitespace
@@ -366,7 +387,7 @@ static int keepalive_due(struct stream *s)
 	if (net_write(s->conn, " ", 1) < 0)
 		return 0;
 	net_set_dead_timeout(s->conn, (unsigned)(3 * ka));
-	net_set_timer(s->conn, (unsigned)(idle - elapsed < ka ? idle - elapsed : ka));
+	set_timer(s, (unsigned)(idle - elapsed < ka ? idle - elapsed : ka));
 	return 1;
 }
 
@@ -879,7 +900,7 @@ static void out_send_vreqs(struct stream *s)
 		/* an authoritative server that never answers must not hold the
 		 * inbound stream's dialback forever */
 		if (s->state == ST_OPEN)
-			net_set_timer(s->conn, s->cfg->handshake_timeout * 1000);
+			set_timer(s, s->cfg->handshake_timeout * 1000);
 	}
 }
 
@@ -929,7 +950,7 @@ static void out_send_result(struct stream *s)
 	}
 	s->result_sent = 1;
 	s->state = ST_DBWAIT;
-	net_set_timer(s->conn, s->cfg->handshake_timeout * 1000);
+	set_timer(s, s->cfg->handshake_timeout * 1000);
 	swritef(s, "<db:result from='%s' to='%s'>%s</db:result>", esc(f, sizeof(f), s->local),
 		esc(t, sizeof(t), s->remote), key);
 	slog(s, "event=dialback-result-sent from=%s to=%s", s->local, s->remote);
@@ -996,7 +1017,7 @@ static void out_on_connected(void *ctx, int status)
 	}
 	peer_reached(s, 1);
 	slog(s, "event=connected from=%s to=%s", s->local, s->remote);
-	net_set_timer(s->conn, s->cfg->handshake_timeout * 1000);
+	set_timer(s, s->cfg->handshake_timeout * 1000);
 	if (s->cfg->peers[s->peer].direct_tls) {
 		/* XEP-0368: TLS first, SNI = the target domain; the header
 		 * follows the handshake (out_on_tls) */
@@ -1080,7 +1101,7 @@ static void out_send_auth(struct stream *s)
 	gnutls_free(out.data);
 	slog(s, "event=sasl-auth-sent from=%s certificate=%s", s->local,
 	     net_tls_presented(s->conn));
-	net_set_timer(s->conn, s->cfg->handshake_timeout * 1000);
+	set_timer(s, s->cfg->handshake_timeout * 1000);
 }
 
 /* Negotiated, to be authenticated with dialback. A stream that only
@@ -2493,6 +2514,15 @@ static void on_timeout(void *ctx)
 		       ? authz_count(s->authz) > 0
 		       : s->state == ST_ESTABLISHED || (s->state == ST_OPEN && s->vreqs == NULL);
 
+	if (s->idle_armed) {
+		uint64_t elapsed = net_now_ms() - s->active_at;
+
+		if (s->conn != NULL && elapsed < idle_period_ms(s)) { /* active since */
+			net_set_timer(s->conn, idle_period_ms(s) - (unsigned)elapsed);
+			return;
+		}
+		s->idle_armed = 0;
+	}
 	if (open && keepalive_due(s))
 		return;
 	if (s->dir == DIR_OUT && s->state != ST_ESTABLISHED) {
@@ -2594,7 +2624,7 @@ void s2s_accept(void *uv_server, int direct)
 		}
 		return;
 	}
-	net_set_timer(s->conn, s->cfg->handshake_timeout * 1000);
+	set_timer(s, s->cfg->handshake_timeout * 1000);
 	if (direct) {
 		/* XEP-0368: the certificate is chosen by SNI alone */
 		s->state = ST_TLS;

@@ -705,6 +705,32 @@ START_TEST(test_keepalive_then_idle)
 }
 END_TEST
 
+/* Each stanza is activity: the keepalive comes one period after the last
+ * one on the stream, not after the first (the timer is re-armed lazily). */
+START_TEST(test_keepalive_after_last_stanza)
+{
+	struct net_conn *c = trunk_in(), *o;
+	size_t len;
+
+	send_str(c, msg1);
+	out_to("10.0.0.2", &o);
+	out_accept(o, "x.b.example");
+	out_dialback(o, "a.example", "x.b.example");
+	expect(o, "id='m1'");
+	fakenet_advance(40000);
+	send_str(c, "<message from='alice@a.example/r' to='bob@x.b.example' id='m2'/>");
+	expect(o, "id='m2'");
+	fakenet_advance(30000); /* 70 s after m1, 30 s after m2 */
+	fakenet_written(o, &len);
+	ck_assert_msg(len == 0, "keepalive 60 s after the first stanza, not the last");
+	ck_assert(!fakenet_closing(o));
+	fakenet_advance(30000); /* 60 s after m2 */
+	expect(o, " ");
+	fakenet_advance(300000);
+	ck_assert_msg(fakenet_closing(o), "not closed after idle_timeout");
+}
+END_TEST
+
 /* ---- trunk links between relays (XEP-0288, pairs answered from config) */
 
 static const char conf_link[] =
@@ -941,6 +967,7 @@ static Suite *s2s_suite(void)
 	tcase_add_test(tc, test_hop_garbage);
 	tcase_add_test(tc, test_route_to_ingress);
 	tcase_add_test(tc, test_keepalive_then_idle);
+	tcase_add_test(tc, test_keepalive_after_last_stanza);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("link");
 	tcase_add_checked_fixture(tc, setup_link, teardown);
