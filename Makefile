@@ -159,7 +159,8 @@ $(FUZZ_BUILD)/fuzz_%: test/fuzz/fuzz_%.c $(FUZZ_LIB) | fuzz-cc
 # stalling, reset mid-stream; SIGHUP) and reports stanzas sent, delivered,
 # bounced and lost (must be 0) and the relay's memory every 5 s. Loopback
 # 127.0.0.30-32. Not part of make check; the issue asks for one run of
-# SOAK_SECONDS=1800 or more.
+# SOAK_SECONDS=1800 or more. SOAK_TRUNK=1 puts a second relay (127.0.0.33)
+# between the relay and leaf-b, joined to it by an XEP-0288 trunk link.
 SOAK_SECONDS ?= 120
 SOAK_RATE    ?= 2000
 SOAK_SEED    ?= 1

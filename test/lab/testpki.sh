@@ -19,17 +19,21 @@ TMPL
 	certtool --generate-privkey --no-text --key-type=ecdsa --outfile "$_d/ca.key" 2>/dev/null &&
 		certtool --generate-self-signed --no-text --load-privkey "$_d/ca.key" \
 			--template "$_d/ca.tmpl" --outfile "$_d/ca.pem" 2>/dev/null || return 1
-	for _n in relay leaf; do
-		if [ "$_n" = relay ]; then
-			_names='dns_name = "relay.test"'
-		else
-			_names='dns_name = "a.example"
-dns_name = "b.example"
-dns_name = "*.b.example"'
-		fi
-		cat >"$_d/$_n.tmpl" <<TMPL
-cn = "$_n"
-$_names
+	testpki_cert "$_d" relay relay.test &&
+		testpki_cert "$_d" leaf a.example b.example '*.b.example'
+}
+
+# testpki_cert DIR NAME DNS... — DIR/NAME.pem and DIR/NAME.key (ECDSA,
+# server and client use) for the DNS names, signed by DIR's CA.
+testpki_cert() {
+	_d=$1 _n=$2
+	shift 2
+	{
+		echo "cn = \"$_n\""
+		for _dns in "$@"; do
+			echo "dns_name = \"$_dns\""
+		done
+		cat <<TMPL
 serial = $(od -An -tu4 -N4 /dev/urandom | tr -d ' ')
 expiration_days = 2
 tls_www_server
@@ -37,10 +41,10 @@ tls_www_client
 signing_key
 encryption_key
 TMPL
-		certtool --generate-privkey --no-text --key-type=ecdsa --outfile "$_d/$_n.key" 2>/dev/null &&
-			certtool --generate-certificate --no-text --load-privkey "$_d/$_n.key" \
-				--load-ca-certificate "$_d/ca.pem" --load-ca-privkey "$_d/ca.key" \
-				--template "$_d/$_n.tmpl" --outfile "$_d/$_n.pem" 2>/dev/null || return 1
-	done
-	chmod 600 "$_d"/*.key
+	} >"$_d/$_n.tmpl"
+	certtool --generate-privkey --no-text --key-type=ecdsa --outfile "$_d/$_n.key" 2>/dev/null &&
+		certtool --generate-certificate --no-text --load-privkey "$_d/$_n.key" \
+			--load-ca-certificate "$_d/ca.pem" --load-ca-privkey "$_d/ca.key" \
+			--template "$_d/$_n.tmpl" --outfile "$_d/$_n.pem" 2>/dev/null &&
+		chmod 600 "$_d/$_n.key"
 }
