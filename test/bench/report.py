@@ -310,7 +310,8 @@ def report(d):
     m = re.search(r"direct (\d+) msg/s, through xtrunkd (\d+) msg/s, ratio ([0-9.]+)", pb)
     if m:
         row("Prosody → relay → Prosody ≥ 95% of direct",
-            "%s msg/s through xtrunkd, %s direct: %s× (test/bench/prosody.sh)"
+            "%s msg/s through xtrunkd, %s direct (medians); median of the per-pair ratios "
+            "%s× (test/bench/prosody.sh, interleaved pairs)"
             % (m.group(2), m.group(1), m.group(3)), float(m.group(3)) >= 0.95)
     else:
         row("Prosody → relay → Prosody ≥ 95% of direct",
