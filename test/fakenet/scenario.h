@@ -1,5 +1,5 @@
 /* scenario: set-up shared by the tests that drive the whole relay
- * (relay/s2s.c) through the fake network: a temporary directory with a
+ * (relay/s2s*.c) through the fake network: a temporary directory with a
  * throwaway CA and a relay certificate, a configuration written from a
  * template, the runtime snapshot loaded from it and s2s started. */
 #ifndef XT_SCENARIO_H

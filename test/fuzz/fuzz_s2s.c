@@ -1,5 +1,5 @@
 /* fuzz_s2s: libFuzzer target for the stream negotiation state machines.
- * The whole relay (relay/s2s.c and everything below it) runs on the fake
+ * The whole relay (relay/s2s*.c and everything below it) runs on the fake
  * network (test/fakenet); the input is a script of network events:
  *
  *   op % 10  0 accept an inbound connection (next byte: direct TLS)

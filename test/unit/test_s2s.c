@@ -1,4 +1,4 @@
-/* Scenario tests: the whole relay (relay/s2s.c and everything under it)
+/* Scenario tests: the whole relay (relay/s2s*.c and everything under it)
  * driven through the fake network (test/fakenet): scripted bytes in,
  * expected bytes out, fake time. Each test plays the leaves by hand. */
 #include <check.h>
