@@ -73,6 +73,7 @@ const struct config_key config_keys[] = {
     {"limits.max_attributes", "int", "64", "yes"},
     {"limits.max_name_length", "int", "256", "yes"},
     {"limits.max_attribute_length", "int", "8192", "yes"},
+    {"limits.backpressure_timeout", "int", "5", "yes"},
     {"limits.keepalive", "int", "60", "yes"},
     {"limits.failback", "int", "30", "yes"},
     {"limits.max_hops", "int", "8", "yes"},
@@ -178,6 +179,7 @@ static const struct int_range {
     /* the stream header's own names and namespaces must pass */
     {"limits.max_name_length", 16, 65536},
     {"limits.max_attribute_length", 64, 1LL << 24},
+    {"limits.backpressure_timeout", 0, 600},
     {"limits.keepalive", 0, 3600},
     {"limits.failback", 1, 86400},
     {"limits.max_hops", 1, 64},
@@ -793,6 +795,7 @@ static void load_limits(struct loader *ld, const config_setting_t *root)
 	c->max_attributes = (unsigned)get_int(l, "max_attributes", 64);
 	c->max_name_length = (unsigned)get_int(l, "max_name_length", 256);
 	c->max_attribute_length = (unsigned)get_int(l, "max_attribute_length", 8192);
+	c->backpressure_timeout = (unsigned)get_int(l, "backpressure_timeout", 5);
 	c->keepalive = (unsigned)get_int(l, "keepalive", 60);
 	c->failback = (unsigned)get_int(l, "failback", 30);
 	c->max_hops = (unsigned)get_int(l, "max_hops", 8);

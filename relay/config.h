@@ -90,6 +90,7 @@ struct config {
 	unsigned max_attributes;	  /* attributes in one tag, default 64 */
 	unsigned max_name_length;	  /* element/attribute name bytes, default 256 */
 	unsigned max_attribute_length;	  /* attribute value bytes as written, default 8192 */
+	unsigned backpressure_timeout;	  /* s a sender may wait for a slow next hop, 0 = off */
 	unsigned keepalive;		  /* seconds between whitespace keepalives, 0 = off */
 	unsigned failback;		  /* seconds between tries of a preferred address */
 	unsigned max_hops;		  /* relays a stanza may cross between trunk peers */

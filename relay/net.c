@@ -47,6 +47,9 @@ struct net_conn {
 	int tcp_open, timer_open;
 	int told_closed;
 	int stop_reading; /* owner asked to drop the rest of this read */
+	int paused;	  /* net_pause: not reading */
+	int drain_watch;  /* on_drain wanted when the write queue is <= drain_at */
+	size_t drain_at;
 	int port;
 	unsigned connect_timeout_ms;
 	char host[256];
@@ -232,6 +235,11 @@ static void on_write(uv_write_t *req, int status)
 	free(w);
 	if (status < 0 && status != UV_ECANCELED)
 		net_fail(c, status);
+	else if (c->drain_watch && !c->closing && c->queued + c->pend_len <= c->drain_at) {
+		c->drain_watch = 0;
+		if (c->cb->on_drain != NULL)
+			c->cb->on_drain(c->ctx);
+	}
 	net_unref(c);
 	net_leave();
 }
@@ -670,6 +678,28 @@ void net_set_timer(struct net_conn *c, unsigned ms)
 void net_stop_reading(struct net_conn *c)
 {
 	c->stop_reading = 1;
+}
+
+void net_pause(struct net_conn *c, int paused)
+{
+	if (c->paused == !!paused)
+		return;
+	c->paused = !!paused;
+	if (c->closing || !c->tcp_open)
+		return;
+	if (c->paused)
+		uv_read_stop((uv_stream_t *)&c->tcp);
+	else
+		uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+}
+
+void net_want_drain(struct net_conn *c, size_t bytes)
+{
+	/* The caller asks when the queue is above bytes, so a write is in
+	 * flight or pending (flushed after this turn of the loop) and its
+	 * on_write will look; a failed write closes the connection instead. */
+	c->drain_at = bytes;
+	c->drain_watch = 1;
 }
 
 const char *net_peer(const struct net_conn *c)

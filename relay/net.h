@@ -28,6 +28,8 @@ struct net_callbacks {
 	void (*on_error)(void *ctx, int status);
 	/* last callback: the connection is gone */
 	void (*on_closed)(void *ctx);
+	/* may be NULL: the write queue fell to the size net_want_drain asked for */
+	void (*on_drain)(void *ctx);
 };
 
 /* Set by main: the loop every connection runs on (a uv_loop_t *). */
@@ -67,6 +69,12 @@ void net_set_dead_timeout(struct net_conn *c, unsigned ms);
 void net_set_timer(struct net_conn *c, unsigned ms);
 /* Stop delivering data read in the current callback (the owner is closing). */
 void net_stop_reading(struct net_conn *c);
+/* Backpressure: paused (1), no more is read from the socket (what the
+ * current read holds is still delivered) until resumed (0). */
+void net_pause(struct net_conn *c, int paused);
+/* Call on_drain once, when net_write_queue_size() is at most bytes (at
+ * once, from the loop, if it is already). A later call replaces it. */
+void net_want_drain(struct net_conn *c, size_t bytes);
 /* Flush queued writes, send TLS close_notify, close. Idempotent. */
 void net_close(struct net_conn *c);
 /* "127.0.0.2:5269" */

@@ -146,7 +146,7 @@ static unsigned idle_period_ms(const struct stream *s)
 void arm_idle(struct stream *s)
 {
 	s->active_at = net_now_ms();
-	if (s->conn != NULL && !s->idle_armed) {
+	if (s->conn != NULL && !s->idle_armed && s->paused_by == 0) {
 		net_set_timer(s->conn, idle_period_ms(s));
 		s->idle_armed = 1;
 	}
@@ -412,10 +412,96 @@ void stream_free(struct stream *s)
 	free(s);
 }
 
+/* ---- backpressure ---- */
+
+/* Every stream paused for o reads again. */
+static void bp_release(struct stream *o)
+{
+	struct stream *s;
+
+	if (!o->bp_waited)
+		return;
+	o->bp_waited = 0;
+	for (s = s2s_g.streams; s != NULL; s = s->next)
+		if (s->paused_by == o->serial) {
+			s->paused_by = 0;
+			if (s->conn != NULL)
+				net_pause(s->conn, 0);
+			slog(s, "event=resumed for-stream=%u", o->serial);
+			arm_idle(s);
+		}
+}
+
+/* Outbound stream o has no room for another stanza of len bytes: its
+ * write queue is over queue_max_bytes, or, while it is negotiated, its
+ * queue is full. If that stanza was read from an inbound stream that
+ * carries one domain pair (so a pause holds up nothing else: never a trunk
+ * link or a stream with several pairs), stop reading that stream until o
+ * is up and has drained to half the bound (on_drain), for at most
+ * limits.backpressure_timeout s: the sender's own TCP window then slows
+ * it, where bouncing would make a bounce for every stanza of an overload
+ * (and drop them when the way back is full too). When o is up the stanza
+ * (and the rest of the current read) is taken, up to twice the bound: 1,
+ * the caller writes it. When o is still negotiated the queue keeps its
+ * bound (the bounces a failing hop returns must fit the way back): 0, the
+ * caller bounces it, as it does when there is no sender to pause, pausing
+ * is off, or o already failed to drain in time. */
+int bp_hold(struct stream *o, size_t len)
+{
+	struct stream *in = s2s_g.cur_in;
+	unsigned timeout = o->cfg->backpressure_timeout;
+	int up = o->state == ST_ESTABLISHED;
+	size_t waiting = up ? net_write_queue_size(o->conn) : o->qbytes;
+
+	if (in == NULL || in->trunk || in->conn == NULL || in->authz == NULL ||
+	    authz_count(in->authz) != 1 || timeout == 0 || o->bp_stuck || in->state == ST_CLOSING ||
+	    (!up && o->trunk) || waiting + len > 2 * o->cfg->queue_max_bytes)
+		return 0;
+	if (in->paused_by == 0) {
+		in->paused_by = o->serial;
+		net_pause(in->conn, 1);
+		set_timer(in, timeout * 1000);
+		slog(in, "event=paused for-stream=%u queued=%zu", o->serial, waiting);
+		stats_count(STATS_PAUSES, o->cfg->peers[o->peer].name, NULL);
+	}
+	o->bp_waited = 1;
+	if (!up) /* out_established asks for the drain once the queue is written */
+		return 0;
+	net_want_drain(o->conn, o->cfg->queue_max_bytes / 2);
+	return 1;
+}
+
+/* o's write queue fell to half the bound: its senders read again. */
+void on_drain(void *ctx)
+{
+	struct stream *o = ctx;
+
+	o->bp_stuck = 0;
+	bp_release(o);
+}
+
+/* Paused stream s waited limits.backpressure_timeout: it reads again, and
+ * until the next hop drains, what exceeds the bound is bounced. */
+static void bp_expire(struct stream *s)
+{
+	struct stream *o = stream_by_serial(s->paused_by);
+
+	slog(s, "event=pause-timeout for-stream=%u", s->paused_by);
+	if (o != NULL) {
+		o->bp_stuck = 1;
+		bp_release(o);
+	} else {
+		s->paused_by = 0;
+		net_pause(s->conn, 0);
+		arm_idle(s);
+	}
+}
+
 void on_closed(void *ctx)
 {
 	struct stream *s = ctx;
 
+	bp_release(s);
 	slog(s, "event=closed");
 	s->conn = NULL;
 	stream_unlink(s);
@@ -543,6 +629,10 @@ void on_timeout(void *ctx)
 		       ? authz_count(s->authz) > 0
 		       : s->state == ST_ESTABLISHED || (s->state == ST_OPEN && s->vreqs == NULL);
 
+	if (s->paused_by != 0) {
+		bp_expire(s);
+		return;
+	}
 	if (s->idle_armed) {
 		uint64_t elapsed = net_now_ms() - s->active_at;
 

@@ -464,11 +464,13 @@ void in_on_xmpp(struct stream *s, const struct xs_stanza *st)
 	if (!in_policy(s, st, from, to, r, back, &b, &rewritten))
 		return;
 	s2s_g.t_read = stats_clock_us();
+	s2s_g.cur_in = s;
 	if (rewritten.bytes != NULL)
 		forward(r->peer, from, to, rewritten.bytes, rewritten.len, &b);
 	else
 		forward(r->peer, from, to, st->bytes, st->len, &b);
 	s2s_g.t_read = 0;
+	s2s_g.cur_in = NULL;
 	s2s_g.hops = 0;
 	free(rewritten.bytes);
 }
@@ -647,6 +649,7 @@ static const struct net_callbacks in_net_cb = {
     .on_timeout = on_timeout,
     .on_error = on_error,
     .on_closed = on_closed,
+    .on_drain = on_drain, /* a bidi trunk link we send on */
 };
 
 /* The address part of "ip:port" (IPv6 addresses contain ':' too). */

@@ -106,6 +106,11 @@ struct stream {
 	char remote[DOMAIN_MAX + 1]; /* in: header 'from' (may be empty); out: 'to' */
 	uint64_t active_at;	     /* net_now_ms() of the last stanza (idle, keepalive) */
 	int idle_armed;		     /* the timer runs for idle/keepalive, see arm_idle */
+	/* Backpressure (bp_hold): an inbound stream not read while the next
+	 * hop of its stanzas drains; an outbound stream it waits for. */
+	unsigned paused_by; /* inbound: serial of the stream it waits for, 0 = reading */
+	int bp_waited;	    /* outbound: some stream was paused for it */
+	int bp_stuck;	    /* outbound: a pause timed out; bounce until it drains */
 	/* Trunk link (XEP-0288) with a trunk peer: one stream carries every
 	 * domain pair; with bidi, in both directions. */
 	int trunk;		/* this stream is the link to/from trunk peer `peer` */
@@ -145,6 +150,7 @@ struct s2s_globals {
 	int draining;		     /* SIGTERM: finish what is queued, take nothing new */
 	struct policy_state *policy; /* owned: rate buckets, kept across reloads */
 	uint64_t t_read;	     /* while in_on_xmpp routes a stanza: when it was read */
+	struct stream *cur_in;	     /* while in_on_xmpp routes a stanza: its stream */
 	unsigned hops;		     /* while in_on_xmpp routes a stanza: relays it crossed */
 	/* Per address of every peer of s2s_g.rt (peer p's addresses start at
 	 * addr_base[p]): an address that could not be reached is not tried
@@ -203,6 +209,8 @@ extern const struct xs_callbacks stream_xs_cb;
 void on_data(void *ctx, const char *data, size_t len);
 void on_timeout(void *ctx);
 void on_error(void *ctx, int status);
+void on_drain(void *ctx);
+int bp_hold(struct stream *o, size_t len);
 
 /* s2s_out.c: outbound streams, the pool, forwarding */
 int peer_pick_addr(int peer);

@@ -446,6 +446,8 @@ static void out_established(struct stream *s, const char *auth)
 	arm_idle(s);
 	out_send_vreqs(s);
 	out_flush(s);
+	if (s->bp_waited) /* senders paused while it was negotiated */
+		net_want_drain(s->conn, s->cfg->queue_max_bytes / 2);
 	if (s2s_g.draining && s->vreqs == NULL)
 		stream_close(s);
 }
@@ -714,6 +716,7 @@ static const struct net_callbacks out_net_cb = {
     .on_timeout = on_timeout,
     .on_error = on_error,
     .on_closed = on_closed,
+    .on_drain = on_drain,
 };
 
 /* A new outbound stream for the pair; the caller looked in the pool. */
@@ -908,12 +911,14 @@ void forward(int peer, const char *from_dom, const char *to_dom, const char *byt
 	 * its write queue count against the same bound as the pending queue,
 	 * so memory stays bounded and the excess is bounced, not lost. */
 	if (s->state == ST_ESTABLISHED &&
-	    net_write_queue_size(s->conn) + len <= s->cfg->queue_max_bytes) {
+	    (net_write_queue_size(s->conn) + len <= s->cfg->queue_max_bytes || bp_hold(s, len))) {
 		send_now(s, from_dom, to_dom, bytes, len, b);
 		return;
 	}
 	if (s->state == ST_ESTABLISHED || s->qcount >= s->cfg->queue_max_stanzas ||
 	    s->qbytes + len > s->cfg->queue_max_bytes) {
+		if (s->state != ST_ESTABLISHED)
+			(void)bp_hold(s, len); /* pauses the sender; this one bounces */
 		queue_full(s, from_dom, to_dom, b);
 		return;
 	}

@@ -260,7 +260,7 @@ void trunk_forward(int peer, const char *from_dom, const char *to_dom, const cha
 		return;
 	}
 	if (trunk_ready(s) && tp != NULL && *tp == TP_OK &&
-	    net_write_queue_size(s->conn) + len <= s->cfg->queue_max_bytes) {
+	    (net_write_queue_size(s->conn) + len <= s->cfg->queue_max_bytes || bp_hold(s, len))) {
 		send_now(s, from_dom, to_dom, bytes, len, b);
 		return;
 	}

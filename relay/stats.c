@@ -44,6 +44,10 @@ static const struct family_desc counter_desc[STATS_NCOUNTERS] = {
 		       "Stanzas neither forwarded nor bounced, by reason: mostly error stanzas, "
 		       "which are never answered with errors, that could not be delivered.",
 		       "reason", NULL},
+    [STATS_PAUSES] = {"xtrunk_backpressure_pauses_total",
+		      "Inbound streams paused (not read) until the next hop they feed drained, "
+		      "by that next hop.",
+		      "peer", NULL},
     [STATS_POLICY_REJECTIONS] = {"xtrunk_policy_rejections_total",
 				 "Stanzas refused by policy, by rule.", "rule", NULL},
     [STATS_AUTH_FAILURES] = {"xtrunk_auth_failures_total",

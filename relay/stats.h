@@ -14,6 +14,7 @@ enum stats_counter {
 	STATS_STANZAS_SENT,	 /* route, peer: written to an outbound stream */
 	STATS_BOUNCES,		 /* condition */
 	STATS_DROPPED,		 /* reason: stanzas neither forwarded nor bounced */
+	STATS_PAUSES,		 /* peer: inbound streams paused for a slow next hop */
 	STATS_POLICY_REJECTIONS, /* rule */
 	STATS_AUTH_FAILURES,	 /* reason */
 	STATS_TLS_FAILURES,	 /* reason */

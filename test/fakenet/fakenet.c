@@ -25,6 +25,9 @@ struct net_conn {
 	unsigned timer_ms;
 	uint64_t timer_due;
 	size_t queued;
+	int paused;	 /* net_pause */
+	int drain_watch; /* net_want_drain: on_drain when queued <= drain_at */
+	size_t drain_at;
 	int port;
 	char host[256];
 	char peer[64];
@@ -310,6 +313,17 @@ void fakenet_fail_next_write(int err)
 void fakenet_set_queued(struct net_conn *c, size_t bytes)
 {
 	c->queued = bytes;
+	if (c->drain_watch && usable(c) && bytes <= c->drain_at) {
+		c->drain_watch = 0;
+		if (c->cb->on_drain != NULL)
+			c->cb->on_drain(c->ctx);
+	}
+	fakenet_pump();
+}
+
+int fakenet_paused(const struct net_conn *c)
+{
+	return c->paused;
 }
 
 /* ---- net.h */
@@ -433,6 +447,19 @@ void net_set_timer(struct net_conn *c, unsigned ms)
 void net_stop_reading(struct net_conn *c)
 {
 	c->stop_reading = 1;
+}
+
+/* The fake delivers what fakenet_data is given even while paused (like the
+ * rest of a read); tests look at fakenet_paused. */
+void net_pause(struct net_conn *c, int paused)
+{
+	c->paused = !!paused;
+}
+
+void net_want_drain(struct net_conn *c, size_t bytes)
+{
+	c->drain_at = bytes;
+	c->drain_watch = 1;
 }
 
 void net_close(struct net_conn *c)

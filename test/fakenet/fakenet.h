@@ -70,8 +70,11 @@ uint64_t fakenet_now(void);
 void fakenet_set_peer_cert(struct net_conn *c, int has_cert, int check_result);
 /* The next net_write on any connection fails with this -errno (0: none). */
 void fakenet_fail_next_write(int err);
-/* Pretend bytes wait in the kernel-bound queue of c (backpressure). */
+/* Pretend bytes wait in the kernel-bound queue of c (backpressure); at or
+ * below what net_want_drain asked for, on_drain is called. */
 void fakenet_set_queued(struct net_conn *c, size_t bytes);
+/* c was paused with net_pause (and not resumed). */
+int fakenet_paused(const struct net_conn *c);
 
 /* Deliver on_closed to connections the relay closed. */
 void fakenet_pump(void);

@@ -1035,6 +1035,8 @@ class Suite:
     # writes until the kernel buffers and queue_max_bytes (1 MiB here) are
     # full, then bounces resource-constraint; its memory stays bounded, the
     # inbound stream stays up and other routes keep flowing.
+    # The sender is paused first (limits.backpressure_timeout, 5 s), then
+    # the excess bounces: memory stays bounded either way.
     def case_next_hop_reads_nothing(self):
         deaf = MockLeaf("deaf.example", ("127.0.0.26", 5269), self.args.cert, self.args.key,
                         deaf=True)
@@ -1078,6 +1080,12 @@ class Suite:
                            % (rss1 - rss0, self.args.rss_growth_mb))
             if "stream:error" in c.buf:
                 raise Fail("the inbound stream got a stream error: %r" % short(c.buf))
+            # First the relay stopped reading the sender (backpressure);
+            # after limits.backpressure_timeout it read again and bounced.
+            log = open(self.args.log).read()
+            for ev in ("event=paused", "event=pause-timeout"):
+                if ev not in log:
+                    raise Fail("no %s in the relay log" % ev)
             self.case_dialback_valid_then_forward()  # other routes still flow
         finally:
             deaf.close()

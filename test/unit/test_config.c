@@ -322,9 +322,9 @@ START_TEST(test_key_table)
 	 * of policy/ (peers, routes, security_labels, policies, audit), and 8
 	 * of trunk links (limits.keepalive/failback/max_hops, peers.[].trunk,
 	 * peers.[].addresses and its host/port/priority), relay_name and
-	 * peers.[].authorize, workers, limits.max_name_length and
-	 * limits.max_attribute_length */
-	ck_assert_uint_eq(n, 107);
+	 * peers.[].authorize, workers, limits.max_name_length,
+	 * limits.max_attribute_length and limits.backpressure_timeout */
+	ck_assert_uint_eq(n, 108);
 }
 END_TEST
 

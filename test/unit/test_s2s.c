@@ -29,16 +29,21 @@
 	"listen = ( { address = \"127.0.0.1\"; port = 5269; } );\n"                                \
 	"dialback_secret = \"0123456789abcdef0123456789abcdef\";\n"
 #define CONF_TLS "tls = { certificate = \"@DIR@/relay.pem\"; key = \"@DIR@/relay.key\"; };\n"
-#define CONF_BASE                                                                                  \
-	CONF_COMMON CONF_TLS                                                                       \
-	    "limits = { connect_timeout = 2; handshake_timeout = 5; queue_max_stanzas = 3;\n"      \
-	    "           queue_max_bytes = 100000; max_stanza_size = 65536; };\n"                   \
-	    "peers = ( { name = \"leaf-a\"; host = \"10.0.0.1\"; tls = \"optional\"; },\n"         \
-	    "          { name = \"leaf-b\"; host = \"10.0.0.2\"; tls = \"optional\"; } );\n"       \
-	    "routes = ( { domain = \"a.example\"; peer = \"leaf-a\"; },\n"                         \
-	    "           { domain = \"*.b.example\"; peer = \"leaf-b\"; }"
+#define CONF_LIMITS(extra)                                                                         \
+	"limits = { connect_timeout = 2; handshake_timeout = 5; queue_max_stanzas = 3;\n"          \
+	"           queue_max_bytes = 100000; max_stanza_size = 65536;" extra " };\n"
+#define CONF_PEERS_ROUTES                                                                          \
+	"peers = ( { name = \"leaf-a\"; host = \"10.0.0.1\"; tls = \"optional\"; },\n"             \
+	"          { name = \"leaf-b\"; host = \"10.0.0.2\"; tls = \"optional\"; } );\n"           \
+	"routes = ( { domain = \"a.example\"; peer = \"leaf-a\"; },\n"                             \
+	"           { domain = \"*.b.example\"; peer = \"leaf-b\"; }"
+#define CONF_BASE CONF_COMMON CONF_TLS CONF_LIMITS("") CONF_PEERS_ROUTES
 
 static const char conf[] = CONF_BASE " );\n";
+
+/* conf without backpressure: a slow next hop's excess is bounced at once */
+static const char conf_nobp[] =
+    CONF_COMMON CONF_TLS CONF_LIMITS(" backpressure_timeout = 0;") CONF_PEERS_ROUTES " );\n";
 
 /* conf plus a route for c.example, for the reload test */
 static const char conf_more[] = CONF_BASE ",\n { domain = \"c.example\"; peer = \"leaf-b\"; } );\n";
@@ -336,10 +341,15 @@ START_TEST(test_backoff)
 }
 END_TEST
 
+/* Without backpressure, a full queue toward a next hop still negotiating
+ * bounces the next stanza. */
 START_TEST(test_queue_full)
 {
-	struct net_conn *c = in_open("a.example", "x.b.example"), *o;
+	char err[512] = "";
+	struct net_conn *c, *o;
 
+	ck_assert_msg(scen_reload(conf_nobp, err, sizeof(err)) == 0, "%s", err);
+	c = in_open("a.example", "x.b.example");
 	in_dialback(c, "a.example", "x.b.example");
 	for (int i = 0; i < 4; i++)
 		sendf(c, "<message from='alice@a.example/r' to='bob@x.b.example' id='q%d'/>", i);
@@ -354,26 +364,130 @@ START_TEST(test_queue_full)
 }
 END_TEST
 
-START_TEST(test_write_backlog)
+/* With backpressure: when the queue toward a next hop still negotiating
+ * is full, the stanza bounces (the queue keeps its bound) and the sender is
+ * no longer read until the hop is up and drained. */
+START_TEST(test_queue_full_pauses)
 {
 	struct net_conn *c = in_open("a.example", "x.b.example"), *o;
 
 	in_dialback(c, "a.example", "x.b.example");
-	send_str(c, msg1);
+	for (int i = 0; i < 3; i++)
+		sendf(c, "<message from='alice@a.example/r' to='bob@x.b.example' id='q%d'/>", i);
+	ck_assert(!fakenet_paused(c));
+	sendf(c, "<message from='alice@a.example/r' to='bob@x.b.example' id='q3'/>");
+	ck_assert(fakenet_paused(c));
+	accept_bounce_stream();
+	ck_assert_msg(bounced("q3", "resource-constraint"), "4th stanza not bounced");
+	ck_assert(!bounced("q2", "resource-constraint"));
+	out_to("10.0.0.2", &o);
+	out_accept(o, "x.b.example");
+	out_dialback(o, "a.example", "x.b.example");
+	ck_assert(has(o, "id='q0'") && has(o, "id='q1'") && has(o, "id='q2'"));
+	ck_assert(fakenet_paused(c)); /* the queue went out: wait for the drain */
+	fakenet_set_queued(o, 0);
+	ck_assert(!fakenet_paused(c));
+}
+END_TEST
+
+/* An established next hop, and c the inbound stream feeding it. */
+static struct net_conn *established(struct net_conn **c)
+{
+	struct net_conn *o;
+
+	*c = in_open("a.example", "x.b.example");
+	in_dialback(*c, "a.example", "x.b.example");
+	send_str(*c, msg1);
 	out_to("10.0.0.2", &o);
 	out_accept(o, "x.b.example");
 	out_dialback(o, "a.example", "x.b.example");
 	expect(o, msg1);
+	return o;
+}
+
+/* Without backpressure, what exceeds the next hop's write bound bounces. */
+START_TEST(test_write_backlog)
+{
+	char err[512] = "";
+	struct net_conn *c, *o;
+
+	ck_assert_msg(scen_reload(conf_nobp, err, sizeof(err)) == 0, "%s", err);
+	o = established(&c);
 	/* the next hop stops reading: the kernel-bound queue is at the limit */
 	fakenet_set_queued(o, 100000);
 	send_str(c, "<message from='alice@a.example/r' to='bob@x.b.example' id='w1'/>");
 	ck_assert(!has(o, "id='w1'"));
+	ck_assert(!fakenet_paused(c));
 	accept_bounce_stream();
 	ck_assert_msg(bounced("w1", "resource-constraint"), "no resource-constraint bounce");
 	/* it drains: stanzas flow again on the same stream */
 	fakenet_set_queued(o, 0);
 	send_str(c, "<message from='alice@a.example/r' to='bob@x.b.example' id='w2'/>");
 	expect(o, "id='w2'");
+}
+END_TEST
+
+/* With backpressure (the default): the stanza goes out, the sender's stream
+ * is not read until the next hop drains to half the bound, nothing bounces. */
+START_TEST(test_backpressure_pauses_sender)
+{
+	struct net_conn *c, *o = established(&c);
+
+	fakenet_set_queued(o, 100000);
+	send_str(c, "<message from='alice@a.example/r' to='bob@x.b.example' id='w1'/>"
+		    "<message from='alice@a.example/r' to='bob@x.b.example' id='w2'/>");
+	ck_assert(fakenet_paused(c));
+	expect(o, "id='w2'");	      /* the rest of the read goes out too */
+	fakenet_set_queued(o, 60000); /* above half the bound: still paused */
+	ck_assert(fakenet_paused(c));
+	fakenet_set_queued(o, 50000);
+	ck_assert(!fakenet_paused(c));
+	send_str(c, "<message from='alice@a.example/r' to='bob@x.b.example' id='w3'/>");
+	expect(o, "id='w3'");
+	ck_assert(!fakenet_paused(c));
+	accept_bounce_stream();
+	for (int i = 1; i <= 3; i++) {
+		char id[32];
+
+		snprintf(id, sizeof(id), "w%d", i);
+		ck_assert_msg(!bounced(id, "resource-constraint"), "%s bounced", id);
+	}
+	ck_assert_uint_eq(stats_get(STATS_PAUSES, "leaf-b", NULL), 1);
+}
+END_TEST
+
+/* A next hop that does not drain within limits.backpressure_timeout (5 s):
+ * the sender reads again and the excess bounces until the hop drains; the
+ * pause never exceeds twice the bound. */
+START_TEST(test_backpressure_timeout)
+{
+	struct net_conn *c, *o = established(&c);
+
+	fakenet_set_queued(o, 100000);
+	send_str(c, "<message from='alice@a.example/r' to='bob@x.b.example' id='w1'/>");
+	ck_assert(fakenet_paused(c));
+	fakenet_advance(4999);
+	ck_assert(fakenet_paused(c));
+	fakenet_advance(1);
+	ck_assert(!fakenet_paused(c));
+	send_str(c, "<message from='alice@a.example/r' to='bob@x.b.example' id='w2'/>");
+	ck_assert(!fakenet_paused(c));
+	accept_bounce_stream();
+	ck_assert_msg(bounced("w2", "resource-constraint"), "w2 not bounced after the pause");
+	ck_assert(!bounced("w1", "resource-constraint"));
+	/* drained: pausing works again */
+	fakenet_set_queued(o, 0);
+	fakenet_set_queued(o, 100000);
+	send_str(c, "<message from='alice@a.example/r' to='bob@x.b.example' id='w3'/>");
+	ck_assert(fakenet_paused(c));
+	ck_assert(!bounced("w3", "resource-constraint"));
+	/* at twice the bound the stanza is bounced even while paused */
+	fakenet_set_queued(o, 200000);
+	send_str(c, "<message from='alice@a.example/r' to='bob@x.b.example' id='w4'/>");
+	ck_assert_msg(bounced("w4", "resource-constraint"), "w4 over twice the bound not bounced");
+	/* the next hop goes away: its paused sender reads again */
+	fakenet_error(o, -ECONNRESET);
+	ck_assert(!fakenet_paused(c));
 }
 END_TEST
 
@@ -397,7 +511,10 @@ START_TEST(test_overload_log_capped)
 	int fd, saved;
 	long len;
 	FILE *f;
+	char err[512] = "";
 
+	/* the bounce path: what happens without backpressure (or past it) */
+	ck_assert_msg(scen_reload(conf_nobp, err, sizeof(err)) == 0, "%s", err);
 	snprintf(path, sizeof(path), "%s/stderr", scen_dir());
 	fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
 	ck_assert_int_ge(fd, 0);
@@ -950,7 +1067,10 @@ static Suite *s2s_suite(void)
 	tcase_add_test(tc, test_bounce_handshake_timeout);
 	tcase_add_test(tc, test_backoff);
 	tcase_add_test(tc, test_queue_full);
+	tcase_add_test(tc, test_queue_full_pauses);
 	tcase_add_test(tc, test_write_backlog);
+	tcase_add_test(tc, test_backpressure_pauses_sender);
+	tcase_add_test(tc, test_backpressure_timeout);
 	tcase_add_test(tc, test_overload_log_capped);
 	tcase_add_test(tc, test_error_not_bounced);
 	tcase_add_test(tc, test_invalid_from);
