@@ -446,7 +446,9 @@ static void out_established(struct stream *s, const char *auth)
 	arm_idle(s);
 	out_send_vreqs(s);
 	out_flush(s);
-	if (s->bp_waited) /* senders paused while it was negotiated */
+	/* senders paused while it was negotiated, or a pause that timed out
+	 * then (bp_stuck): the drain ends both */
+	if (s->bp_waited || s->bp_stuck)
 		net_want_drain(s->conn, s->cfg->queue_max_bytes / 2);
 	if (s2s_g.draining && s->vreqs == NULL)
 		stream_close(s);

@@ -390,6 +390,38 @@ START_TEST(test_queue_full_pauses)
 }
 END_TEST
 
+/* The pause times out while the next hop is still negotiated: the sender
+ * reads again and the excess bounces; once the hop is up and drained,
+ * pausing works again (the drain is asked for at establishment). */
+START_TEST(test_pause_timeout_while_negotiating)
+{
+	struct net_conn *c = in_open("a.example", "x.b.example"), *o;
+
+	in_dialback(c, "a.example", "x.b.example");
+	for (int i = 0; i < 4; i++)
+		sendf(c, "<message from='alice@a.example/r' to='bob@x.b.example' id='q%d'/>", i);
+	ck_assert(fakenet_paused(c));
+	fakenet_advance(5000);
+	ck_assert(!fakenet_paused(c));
+	sendf(c, "<message from='alice@a.example/r' to='bob@x.b.example' id='q4'/>");
+	ck_assert(!fakenet_paused(c)); /* the hop failed to drain in time */
+	accept_bounce_stream();
+	ck_assert(bounced("q4", "resource-constraint"));
+	out_to("10.0.0.2", &o);
+	out_accept(o, "x.b.example");
+	out_dialback(o, "a.example", "x.b.example");
+	fakenet_set_queued(o, 100000);
+	sendf(c, "<message from='alice@a.example/r' to='bob@x.b.example' id='q5'/>");
+	ck_assert(!fakenet_paused(c)); /* still failed: not drained yet */
+	ck_assert(bounced("q5", "resource-constraint"));
+	fakenet_set_queued(o, 0); /* drained */
+	fakenet_set_queued(o, 100000);
+	sendf(c, "<message from='alice@a.example/r' to='bob@x.b.example' id='q6'/>");
+	ck_assert(fakenet_paused(c));
+	expect(o, "id='q6'");
+}
+END_TEST
+
 /* An established next hop, and c the inbound stream feeding it. */
 static struct net_conn *established(struct net_conn **c)
 {
@@ -1068,6 +1100,7 @@ static Suite *s2s_suite(void)
 	tcase_add_test(tc, test_backoff);
 	tcase_add_test(tc, test_queue_full);
 	tcase_add_test(tc, test_queue_full_pauses);
+	tcase_add_test(tc, test_pause_timeout_while_negotiating);
 	tcase_add_test(tc, test_write_backlog);
 	tcase_add_test(tc, test_backpressure_pauses_sender);
 	tcase_add_test(tc, test_backpressure_timeout);
