@@ -214,8 +214,34 @@ struct label_view {
 	int within;  /* the effective label is within it */
 	int rewrite; /* judged through an equivalent: rewrite to target */
 	struct label_ref target;
+	int above_in;	/* the label is above the sending peer's clearance */
 	char name[128]; /* the effective label, for the audit */
 };
+
+/* A peer is not to send what it is not cleared to hold: 1 if the label
+ * the stanza carries (rc 1, or rc 0 with a default resolved into ref when
+ * have) is not within clr, judged in clr's policy directly, through an
+ * equivalentlabel the sender gave, or through the equivalence table. A
+ * label that cannot be judged (not understood, not in the catalogue, no
+ * translation) counts as above. Unlabelled without a default: 0. */
+static int above_clearance(const struct label_catalogue *cat, const struct label_view *lv, int have,
+			   const struct label_ref *ref, const struct label_ref *clr)
+{
+	struct label_ref e, tr;
+
+	if (lv->rc < 0)
+		return 1;
+	if (have && ref->policy == clr->policy)
+		return !label_dominated(clr, ref);
+	for (size_t i = 0; lv->rc == 1 && i < lv->sl.nequiv; i++)
+		if (label_resolve(cat, &lv->sl.equiv[i], &e) == 0 && e.policy == clr->policy)
+			return !label_dominated(clr, &e);
+	if (!have)
+		return lv->rc == 1;
+	if (label_translate(cat, ref, clr->policy, &tr) == 0)
+		return !label_dominated(clr, &tr);
+	return 1;
+}
 
 static void judge_label(const struct policy_set *ps, const struct policy_input *in,
 			struct label_view *lv)
@@ -254,6 +280,8 @@ static void judge_label(const struct policy_set *ps, const struct policy_input *
 			snprintf(lv->name, sizeof(lv->name), "default:%s", n);
 		}
 	}
+	if (inp != NULL && inp->has_clearance && cat != NULL)
+		lv->above_in = above_clearance(cat, lv, have, &ref, &inp->clearance);
 	if (out == NULL || !out->has_clearance || cat == NULL)
 		return;
 	lv->judged = 1;
@@ -489,6 +517,13 @@ int policy_eval(const struct policy_set *ps, struct policy_state *state,
 	if (lv->rc != 0 && strcmp(in->st->name, "presence") == 0) {
 		reject(out, "-", "label-on-presence", "security label on presence",
 		       "policy-violation", "modify");
+		goto done;
+	}
+	if (lv->above_in) {
+		reject(out, "-", "clearance-in",
+		       lv->rc < 0 ? "label not understood"
+				  : "label above the sending peer's clearance",
+		       "policy-violation", lv->rc < 0 ? "modify" : "cancel");
 		goto done;
 	}
 	if (lv->judged && !lv->within) {
