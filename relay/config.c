@@ -99,6 +99,9 @@ const struct config_key config_keys[] = {
     {"peers.[].clearance", "string", "none", "yes"},
     {"peers.[].default_label", "string", "none", "yes"},
     {"workers", "int", "1", "no"},
+    {"log", "group", "{}", "yes"},
+    {"log.level", "string", "\"info\"", "yes"},
+    {"log.traces", "strings", "[]", "yes"},
     {"control", "group", "{}", "no"},
     {"control.socket", "string", "\"/run/xtrunk/control.sock\"", "no"},
     {"metrics", "group", "none", "no"},
@@ -1299,6 +1302,38 @@ static int load_routes(struct loader *ld, const config_setting_t *root)
 }
 
 /* control and metrics: where xtrunkctl and Prometheus reach the daemon. */
+/* log.level and log.traces: what -v and xtrunkctl log/trace set at run
+ * time, from the file (applied at start and on each reload). */
+static int load_log(struct loader *ld, const config_setting_t *g)
+{
+	config_setting_t *lv = g != NULL ? config_setting_get_member(g, "level") : NULL;
+	config_setting_t *tr = g != NULL ? config_setting_get_member(g, "traces") : NULL;
+	struct config *c = ld->c;
+
+	c->log_level = -1;
+	if (lv != NULL && (c->log_level = log_level_parse(config_setting_get_string(lv))) < 0) {
+		fail_at(ld, lv,
+			"log.level \"%s\" is not a level; use \"err\", \"warning\", \"notice\", "
+			"\"info\" or \"debug\"",
+			config_setting_get_string(lv));
+		return -EINVAL;
+	}
+	for (int i = 0; tr != NULL && i < config_setting_length(tr); i++) {
+		const char *v = config_setting_get_string_elem(tr, i);
+		unsigned bit = log_trace_parse(v);
+
+		if (bit == 0) {
+			fail_at(ld, tr,
+				"log.traces: \"%s\" is not a trace category; use \"stanza\", "
+				"\"control\", \"metrics\" or \"all\"",
+				v);
+			return -EINVAL;
+		}
+		c->log_traces |= bit;
+	}
+	return 0;
+}
+
 static int load_ops(struct loader *ld, const config_setting_t *root)
 {
 	config_setting_t *ctl = config_setting_get_member(root, "control");
@@ -1316,6 +1351,8 @@ static int load_ops(struct loader *ld, const config_setting_t *root)
 	if (dup_str(sock, &c->control_socket) < 0)
 		return -ENOMEM;
 	c->workers = (unsigned)get_int(root, "workers", 1);
+	if (load_log(ld, config_setting_get_member(root, "log")) < 0)
+		return -EINVAL;
 	if (m == NULL)
 		return 0;
 	{

@@ -100,6 +100,8 @@ struct config {
 	char *metrics_address; /* owned or NULL: no metrics listener */
 	int metrics_port;      /* default 9269 */
 	unsigned workers;      /* worker processes, default 1 (no supervisor) */
+	int log_level;	       /* syslog level from log.level, -1 = not set (info) */
+	unsigned log_traces;   /* LOG_TRACE_* bits from log.traces */
 	struct policy_set *policies; /* owned: policies, labels, audit (policy/) */
 	int refs;
 };

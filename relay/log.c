@@ -51,17 +51,32 @@ int log_debug_enabled(void)
 	return log_level >= LOG_DEBUG;
 }
 
-int log_set_level(const char *name)
+int log_level_parse(const char *name)
 {
 	int i;
 
 	for (i = LOG_ERR; i <= LOG_DEBUG; i++)
 		if (strcmp(name, level_names[i]) == 0 ||
-		    (i == LOG_WARNING && !strcmp(name, "warn"))) {
-			log_level = i;
-			return 0;
-		}
+		    (i == LOG_WARNING && !strcmp(name, "warn")))
+			return i;
 	return -EINVAL;
+}
+
+int log_set_level(const char *name)
+{
+	int i = log_level_parse(name);
+
+	if (i < 0)
+		return i;
+	log_level = i;
+	return 0;
+}
+
+void log_apply(int level, unsigned traces)
+{
+	if (level >= 0)
+		log_level = level;
+	log_traces = traces;
 }
 
 const char *log_level_name(void)
@@ -69,16 +84,22 @@ const char *log_level_name(void)
 	return level_names[log_level];
 }
 
-int log_set_trace(const char *name, int on)
+unsigned log_trace_parse(const char *name)
 {
-	unsigned bit = 0;
 	size_t i;
 
 	if (strcmp(name, "all") == 0)
-		bit = LOG_TRACE_ALL;
+		return LOG_TRACE_ALL;
 	for (i = 0; i < sizeof(trace_names) / sizeof(trace_names[0]); i++)
 		if (strcmp(name, trace_names[i].name) == 0)
-			bit = trace_names[i].bit;
+			return trace_names[i].bit;
+	return 0;
+}
+
+int log_set_trace(const char *name, int on)
+{
+	unsigned bit = log_trace_parse(name);
+
 	if (bit == 0)
 		return -EINVAL;
 	log_traces = on ? log_traces | bit : log_traces & ~bit;

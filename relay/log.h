@@ -22,6 +22,12 @@ void log_msg(int prio, const char *fmt, ...) __attribute__((format(printf, 2, 3)
 int log_debug_enabled(void);
 /* Level by name ("err", "warning", "info", "debug"): 0 or -EINVAL. */
 int log_set_level(const char *name);
+/* The syslog level of a name, or -EINVAL; the trace bit of a category
+ * name ("all" included), or 0 (for the configuration loader). */
+int log_level_parse(const char *name);
+unsigned log_trace_parse(const char *name);
+/* Set both at once (configuration, SIGHUP); level < 0 leaves it. */
+void log_apply(int level, unsigned traces);
 const char *log_level_name(void);
 /* Category by name ("stanza", "control", "metrics", "all"): 0 or -EINVAL. */
 int log_set_trace(const char *name, int on);

@@ -177,6 +177,16 @@ static int ops_same(const struct config *a, const struct config *b)
 	       (a->metrics_address == NULL || strcmp(a->metrics_address, b->metrics_address) == 0);
 }
 
+static int log_from_cli; /* -v: the command line's log settings win */
+
+/* log.level and log.traces from the configuration, at start and on each
+ * reload (undoing what xtrunkctl log/trace changed meanwhile). */
+static void apply_log(const struct config *c)
+{
+	if (!log_from_cli)
+		log_apply(c->log_level >= 0 ? c->log_level : LOG_INFO, c->log_traces);
+}
+
 /* SIGHUP and "xtrunkctl reload": a new snapshot, or the old one kept.
  * msg gets a one-line result. */
 static int reload(char *msg, size_t msglen)
@@ -207,6 +217,7 @@ static int reload(char *msg, size_t msglen)
 	s2s_reload(rt);
 	runtime_unref(current);
 	current = rt;
+	apply_log(rt->cfg);
 	stats_count(STATS_RELOADS, "ok", NULL);
 	sd_notifyf(0, "READY=1\nSTATUS=Relaying: %zu peers, configuration reloaded",
 		   rt->cfg->npeers);
@@ -300,6 +311,8 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	log_init(foreground, debug);
+	log_from_cli = debug;
+	apply_log(current->cfg);
 	signal(SIGPIPE, SIG_IGN);
 	if ((env = getenv(WORKERS_ENV_NUMBER)) != NULL) {
 		const char *fds = getenv(WORKERS_ENV_FDS), *parent = getenv(WORKERS_ENV_PARENT);

@@ -3,6 +3,7 @@
  * directory), loads it, and checks either the parsed snapshot or that the
  * error message names the right line and says what is wrong. */
 #include "config.h"
+#include "log.h"
 
 #include "route.h"
 
@@ -323,8 +324,36 @@ START_TEST(test_key_table)
 	 * of trunk links (limits.keepalive/failback/max_hops, peers.[].trunk,
 	 * peers.[].addresses and its host/port/priority), relay_name and
 	 * peers.[].authorize, workers, limits.max_name_length,
-	 * limits.max_attribute_length and limits.backpressure_timeout */
-	ck_assert_uint_eq(n, 108);
+	 * limits.max_attribute_length, limits.backpressure_timeout and the
+	 * log group with level and traces */
+	ck_assert_uint_eq(n, 111);
+}
+END_TEST
+
+/* log.level and log.traces: parsed here, applied by main at start and
+ * on reload; unset means info and no traces. */
+START_TEST(test_log_settings)
+{
+	struct config *c;
+	char err[512];
+
+	ck_assert_msg(load_text(HEAD, &c, err, sizeof(err)) == 0, "%s", err);
+	ck_assert_int_eq(c->log_level, -1);
+	ck_assert_uint_eq(c->log_traces, 0);
+	config_unref(c);
+	ck_assert_msg(load_text(HEAD "log = { level = \"warning\"; traces = [ \"stanza\", "
+				     "\"metrics\" ]; };\n",
+				&c, err, sizeof(err)) == 0,
+		      "%s", err);
+	ck_assert_int_eq(c->log_level, LOG_WARNING);
+	ck_assert_uint_eq(c->log_traces, LOG_TRACE_STANZA | LOG_TRACE_METRICS);
+	config_unref(c);
+	ck_assert_int_lt(load_text(HEAD "log = {\n level = \"loud\"; };\n", &c, err, sizeof(err)),
+			 0);
+	ck_assert_msg(strstr(err, "relay.conf:5: log.level \"loud\" is not a level"), "%s", err);
+	ck_assert_int_lt(
+	    load_text(HEAD "log = { traces = [\n \"everything\" ]; };\n", &c, err, sizeof(err)), 0);
+	ck_assert_msg(strstr(err, "\"everything\" is not a trace category"), "%s", err);
 }
 END_TEST
 
@@ -689,6 +718,7 @@ static Suite *config_suite(void)
 	tcase_add_test(tc, test_key_table);
 	tcase_add_test(tc, test_many_routes);
 	tcase_add_test(tc, test_addresses);
+	tcase_add_test(tc, test_log_settings);
 	tcase_add_test(tc, test_warn_route_to_self);
 	tcase_add_test(tc, test_routes_file);
 	tcase_add_loop_test(tc, test_errors, 0, (int)(sizeof(err_cases) / sizeof(err_cases[0])));
