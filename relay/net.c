@@ -660,6 +660,13 @@ int net_tls_check(struct net_conn *c, const char *domain, const struct ident_pol
 	return tls_peer_check(c->tls, domain, p, why, whylen);
 }
 
+const char *net_tls_failure(struct net_conn *c)
+{
+	const char *f = c->tls != NULL ? tls_failure(c->tls) : NULL;
+
+	return f != NULL ? f : "other";
+}
+
 const char *net_tls_describe(struct net_conn *c)
 {
 	return c->tls == NULL ? "none" : tls_describe(c->tls);

@@ -61,6 +61,8 @@ struct ident_policy;
 int net_tls_check(struct net_conn *c, const char *domain, const struct ident_policy *p, char *why,
 		  size_t whylen);
 const char *net_tls_describe(struct net_conn *c);
+/* Why the TLS handshake failed (tls_failure), "other" if it did not say. */
+const char *net_tls_failure(struct net_conn *c);
 /* Give up on the connection when written bytes stay unacknowledged for
  * ms (TCP_USER_TIMEOUT): a dead link is then reported through on_error
  * instead of lingering. 0 restores the kernel default. */

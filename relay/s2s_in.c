@@ -629,8 +629,8 @@ static void in_on_tls(void *ctx, int status)
 	struct stream *s = ctx;
 
 	if (status < 0) {
-		slog(s, "event=tls-failed");
-		stats_count(STATS_TLS_FAILURES, "inbound-handshake", NULL);
+		slog(s, "event=tls-failed reason=%s", net_tls_failure(s->conn));
+		stats_count(STATS_TLS_FAILURES, "in", net_tls_failure(s->conn));
 		s->state = ST_CLOSING;
 		net_close(s->conn);
 		return;

@@ -662,7 +662,7 @@ static void out_on_tls(void *ctx, int status)
 	const char *identity = p->identity != NULL ? p->identity : s->remote;
 
 	if (status < 0) {
-		stats_count(STATS_TLS_FAILURES, "outbound-handshake", NULL);
+		stats_count(STATS_TLS_FAILURES, "out", net_tls_failure(s->conn));
 		out_fail(s, "remote-server-timeout", "TLS handshake with next hop failed");
 		return;
 	}

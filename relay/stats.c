@@ -54,8 +54,12 @@ static const struct family_desc counter_desc[STATS_NCOUNTERS] = {
 			     "Failed stream authentications (dialback, SASL EXTERNAL, "
 			     "certificate checks), by reason.",
 			     "reason", NULL},
-    [STATS_TLS_FAILURES] = {"xtrunk_tls_failures_total", "Failed TLS handshakes, by reason.",
-			    "reason", NULL},
+    [STATS_TLS_FAILURES] =
+	{"xtrunk_tls_failures_total",
+	 "Failed TLS handshakes, by direction (in, out) and reason (protocol-version, "
+	 "no-shared-cipher, certificate, alert-received, bad-packet, "
+	 "connection-closed, unknown-name, other).",
+	 "direction", "reason"},
     [STATS_STREAMS_OPENED] = {"xtrunk_streams_opened_total",
 			      "Streams accepted (in) or connected (out).", "direction", NULL},
     [STATS_RELOADS] = {"xtrunk_config_reloads_total", "Configuration reloads, by result.", "result",

@@ -17,7 +17,7 @@ enum stats_counter {
 	STATS_PAUSES,		 /* peer: inbound streams paused for a slow next hop */
 	STATS_POLICY_REJECTIONS, /* rule */
 	STATS_AUTH_FAILURES,	 /* reason */
-	STATS_TLS_FAILURES,	 /* reason */
+	STATS_TLS_FAILURES,	 /* direction, reason */
 	STATS_STREAMS_OPENED,	 /* direction */
 	STATS_RELOADS,		 /* result */
 	STATS_NCOUNTERS

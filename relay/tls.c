@@ -45,6 +45,7 @@ struct tls_session {
 	int handshake_done;
 	int stopped;
 	int is_client;
+	const char *failure; /* static, see tls_failure(); NULL: none */
 };
 
 static void tls_log(int level, const char *msg)
@@ -364,6 +365,48 @@ void tls_free(struct tls_session *t)
 	free(t);
 }
 
+/* A GnuTLS handshake error as one of a few labels an operator can act on. */
+static const char *failure_reason(int rc)
+{
+	switch (rc) {
+	case GNUTLS_E_UNSUPPORTED_VERSION_PACKET:
+		return "protocol-version";
+	case GNUTLS_E_NO_CIPHER_SUITES:
+	case GNUTLS_E_UNKNOWN_CIPHER_SUITE:
+	case GNUTLS_E_INSUFFICIENT_SECURITY:
+	case GNUTLS_E_NO_COMMON_KEY_SHARE:
+	case GNUTLS_E_NO_PRIORITIES_WERE_SET:
+		return "no-shared-cipher";
+	case GNUTLS_E_CERTIFICATE_ERROR:
+	case GNUTLS_E_CERTIFICATE_VERIFICATION_ERROR:
+	case GNUTLS_E_NO_CERTIFICATE_FOUND:
+	case GNUTLS_E_CERTIFICATE_REQUIRED:
+		return "certificate";
+	case GNUTLS_E_FATAL_ALERT_RECEIVED:
+		return "alert-received";
+	case GNUTLS_E_UNRECOGNIZED_NAME:
+		return "unknown-name";
+	case GNUTLS_E_PREMATURE_TERMINATION:
+	case GNUTLS_E_PUSH_ERROR:
+	case GNUTLS_E_PULL_ERROR:
+		return "connection-closed";
+	case GNUTLS_E_UNEXPECTED_PACKET:
+	case GNUTLS_E_UNEXPECTED_PACKET_LENGTH:
+	case GNUTLS_E_UNEXPECTED_HANDSHAKE_PACKET:
+	case GNUTLS_E_RECORD_OVERFLOW:
+	case GNUTLS_E_DECRYPTION_FAILED:
+	case GNUTLS_E_ILLEGAL_PARAMETER:
+		return "bad-packet";
+	default:
+		return "other";
+	}
+}
+
+const char *tls_failure(const struct tls_session *t)
+{
+	return t != NULL ? t->failure : NULL;
+}
+
 static int tls_handshake_step(struct tls_session *t)
 {
 	int rc = gnutls_handshake(t->s);
@@ -371,6 +414,7 @@ static int tls_handshake_step(struct tls_session *t)
 	if (rc == GNUTLS_E_SUCCESS && gnutls_protocol_get_version(t->s) < GNUTLS_TLS1_2) {
 		/* the priority string forbids it; never trust a single guard */
 		log_info("event=tls-error stage=handshake error=\"protocol below TLS 1.2\"");
+		t->failure = "protocol-version";
 		t->cb->on_handshake(t->ctx, -EPROTO);
 		return -EPROTO;
 	}
@@ -382,7 +426,9 @@ static int tls_handshake_step(struct tls_session *t)
 	if (rc == GNUTLS_E_AGAIN || rc == GNUTLS_E_INTERRUPTED)
 		return 0;
 	if (gnutls_error_is_fatal(rc) || rc < 0) {
-		log_info("event=tls-error stage=handshake error=%s", gnutls_strerror(rc));
+		t->failure = failure_reason(rc);
+		log_info("event=tls-error stage=handshake reason=%s error=\"%s\"", t->failure,
+			 gnutls_strerror(rc));
 		t->cb->on_handshake(t->ctx, -EPROTO);
 		return -EPROTO;
 	}

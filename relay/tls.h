@@ -83,5 +83,9 @@ int tls_peer_has_cert(struct tls_session *t);
 
 /* "TLS1.3/AES-256-GCM" style description, static storage. */
 const char *tls_describe(struct tls_session *t);
+/* Why the handshake failed, as a short static label for logs and metrics
+ * ("protocol-version", "no-shared-cipher", "certificate", "alert-received",
+ * "bad-packet", "connection-closed", "unknown-name", "other"), or NULL. */
+const char *tls_failure(const struct tls_session *t);
 
 #endif

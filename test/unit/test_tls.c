@@ -336,6 +336,7 @@ START_TEST(test_tls11_refused)
 	}
 	ck_assert_int_eq(srv_rc, -EPROTO);
 	ck_assert_int_eq(srv->handshake, -1);
+	ck_assert_str_eq(tls_failure(srv->t), "protocol-version"); /* the metric's reason */
 	ck_assert_int_eq(tls_set_priority(NULL, err, sizeof(err)), 0);
 	tls_free(srv->t);
 	tls_creds_free(sc);
@@ -357,8 +358,11 @@ START_TEST(test_garbage_fails)
 	make_cert();
 	ck_assert_int_eq(tls_creds_server(cert_path, key_path, NULL, &sc, err, sizeof(err)), 0);
 	srv->t = tls_server_new(sc, NULL, &cb, srv);
+	ck_assert_ptr_null(tls_failure(srv->t));
 	ck_assert_int_eq(tls_feed(srv->t, junk, sizeof(junk) - 1), -EPROTO);
 	ck_assert_int_eq(srv->handshake, -1);
+	ck_assert_msg(tls_failure(srv->t) != NULL && strcmp(tls_failure(srv->t), "other") != 0,
+		      "reason %s", tls_failure(srv->t) ? tls_failure(srv->t) : "(null)");
 	tls_free(srv->t);
 	tls_creds_free(sc);
 	free(srv);
