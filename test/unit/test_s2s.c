@@ -45,6 +45,18 @@ static const char conf[] = CONF_BASE " );\n";
 static const char conf_nobp[] =
     CONF_COMMON CONF_TLS CONF_LIMITS(" backpressure_timeout = 0;") CONF_PEERS_ROUTES " );\n";
 
+/* conf with an inbound policy on leaf-a: headline messages refused */
+static const char conf_policy[] = CONF_COMMON CONF_TLS CONF_LIMITS(
+    "") "policies = ( { name = \"in\"; default = \"allow\"; rules = (\n"
+	"  { name = \"no-headline\"; kinds = [ \"message\" ]; types = [ \"headline\" ];\n"
+	"    action = \"reject\"; } ); } );\n"
+	"peers = ( { name = \"leaf-a\"; host = \"10.0.0.1\"; tls = \"optional\"; policy_in = "
+	"\"in\"; "
+	"},\n"
+	"          { name = \"leaf-b\"; host = \"10.0.0.2\"; tls = \"optional\"; } );\n"
+	"routes = ( { domain = \"a.example\"; peer = \"leaf-a\"; },\n"
+	"           { domain = \"*.b.example\"; peer = \"leaf-b\"; } );\n";
+
 /* conf plus a route for c.example, for the reload test */
 static const char conf_more[] = CONF_BASE ",\n { domain = \"c.example\"; peer = \"leaf-b\"; } );\n";
 
@@ -436,6 +448,37 @@ static struct net_conn *established(struct net_conn **c)
 	expect(o, msg1);
 	return o;
 }
+
+/* The policy judges each stanza on the relay path: a refused one comes
+ * back as policy-violation carrying nothing of the stanza, never reaches
+ * the next hop, and the stream goes on carrying the others. */
+START_TEST(test_policy_rejects_on_path)
+{
+	char err[512] = "";
+	struct net_conn *c, *o;
+	size_t len;
+	const char *w;
+
+	ck_assert_msg(scen_reload(conf_policy, err, sizeof(err)) == 0, "%s", err);
+	o = established(&c);
+	send_str(c, "<message from='alice@a.example/r' to='bob@x.b.example' id='h1' "
+		    "type='headline'><body>secret words</body></message>");
+	send_str(c, "<message from='alice@a.example/r' to='bob@x.b.example' id='n1'/>");
+	expect(o, "id='n1'");
+	ck_assert(!has(o, "id='h1'"));
+	accept_bounce_stream();
+	ck_assert_msg(bounced("h1", "policy-violation"), "no policy-violation bounce");
+	for (size_t i = 0; i < fakenet_count(); i++) {
+		struct net_conn *b = fakenet_nth(i);
+
+		if (!fakenet_is_outbound(b) || strcmp(fakenet_host(b), "10.0.0.1") != 0)
+			continue;
+		w = fakenet_all_written(b, &len);
+		ck_assert_msg(strstr(w, "secret words") == NULL, "the bounce carries the body");
+	}
+	ck_assert_uint_eq(stats_get(STATS_POLICY_REJECTIONS, "no-headline", NULL), 1);
+}
+END_TEST
 
 /* Without backpressure, what exceeds the next hop's write bound bounces. */
 START_TEST(test_write_backlog)
@@ -1102,6 +1145,7 @@ static Suite *s2s_suite(void)
 	tcase_add_test(tc, test_queue_full_pauses);
 	tcase_add_test(tc, test_pause_timeout_while_negotiating);
 	tcase_add_test(tc, test_write_backlog);
+	tcase_add_test(tc, test_policy_rejects_on_path);
 	tcase_add_test(tc, test_backpressure_pauses_sender);
 	tcase_add_test(tc, test_backpressure_timeout);
 	tcase_add_test(tc, test_overload_log_capped);
