@@ -344,11 +344,19 @@ static int out_failover(struct stream *s, const char *why)
 		}
 	if (t == NULL && (t = out_new(s->peer, (unsigned)next, s->local, s->remote)) == NULL)
 		return 0;
+	/* a trunk link fails over to a trunk link, as trunk_forward makes one */
+	if (s->trunk && !t->trunk) {
+		if ((t->authz = authz_new(MAX_PAIRS)) == NULL) {
+			stream_close(t);
+			return 0;
+		}
+		trunk_mark(t);
+	}
 	t->superseded = 0;
 	slog(s, "event=failover from=%s to=%s reason=%s next-addr=%s:%d queued=%zu", s->local,
 	     s->remote, why, s->cfg->peers[s->peer].addrs[next].host,
 	     s->cfg->peers[s->peer].addrs[next].port, s->qcount);
-	if (s->qhead != NULL)
+	if (s->qhead != NULL && !t->trunk) /* a link asks for each pair instead */
 		t->want_auth = 1;
 	queue_move(s, t);
 	for (vp = &t->vreqs; *vp != NULL; vp = &(*vp)->next)

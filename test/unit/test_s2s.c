@@ -946,6 +946,19 @@ static void setup_link(void)
 	setup_with(conf_link);
 }
 
+/* conf_link with two addresses for relay-b */
+static const char conf_link2[] =
+    CONF_COMMON "relay_name = \"relay.example\";\n"
+		"tls = { certificate = \"@DIR@/relay.pem\"; key = \"@DIR@/relay.key\";\n"
+		"        trust = \"@DIR@/ca.pem\"; };\n"
+		"limits = { connect_timeout = 2; handshake_timeout = 5; };\n"
+		"peers = ( { name = \"leaf-a\"; host = \"10.0.0.1\"; tls = \"optional\"; },\n"
+		"          { name = \"relay-b\"; trunk = true; identity = \"relay-b.example\";\n"
+		"            addresses = ( { host = \"10.0.0.9\"; priority = 1; },\n"
+		"                          { host = \"10.0.0.8\"; priority = 2; } ); } );\n"
+		"routes = ( { domain = \"*.a.example\"; peer = \"leaf-a\"; },\n"
+		"           { domain = \"*.b.example\"; peer = \"relay-b\"; } );\n";
+
 /* Play relay-b accepting the relay's outbound trunk link on o, up to the
  * point where the link is up. */
 static void link_accept(struct net_conn *o)
@@ -983,6 +996,30 @@ static void link_pair_ok(struct net_conn *o, const char *from, const char *to)
 	ck_assert_msg(has(o, want), "pair %s -> %s not asked", from, to);
 	sendf(o, "<db:result from='%s' to='%s' type='valid'/>", to, from);
 }
+
+/* The preferred address of a trunk peer refuses: the link is brought up
+ * on the next address, as a link (SASL EXTERNAL, bidi, pairs asked), and
+ * what waited is delivered over it. */
+START_TEST(test_link_failover_at_connect)
+{
+	char err[512] = "";
+	struct net_conn *c, *o, *o2;
+
+	ck_assert_msg(scen_reload(conf_link2, err, sizeof(err)) == 0, "%s", err);
+	c = in_open("a.example", "x.b.example");
+	in_dialback(c, "a.example", "x.b.example");
+	send_str(c, msg1);
+	ck_assert_uint_eq(out_to("10.0.0.9", &o), 1);
+	fakenet_connected(o, -ECONNREFUSED);
+	ck_assert_uint_eq(out_to("10.0.0.8", &o2), 1);
+	link_accept(o2);
+	link_pair_ok(o2, "a.example", "x.b.example");
+	expect(o2, "<hop xmlns='urn:xtrunk:0' n='1'/>"
+		   "<message from='alice@a.example/r'");
+	accept_bounce_stream();
+	ck_assert(!bounced("m1", "remote-server-not-found"));
+}
+END_TEST
 
 /* Two domain pairs over one connection to relay-b, each announced once. */
 START_TEST(test_link_multiplexes_pairs)
@@ -1169,6 +1206,7 @@ static Suite *s2s_suite(void)
 	tc = tcase_create("link");
 	tcase_add_checked_fixture(tc, setup_link, teardown);
 	tcase_add_test(tc, test_link_multiplexes_pairs);
+	tcase_add_test(tc, test_link_failover_at_connect);
 	tcase_add_test(tc, test_link_bidi_receive);
 	tcase_add_test(tc, test_link_inbound_bidi);
 	tcase_add_test(tc, test_link_pair_refused);
