@@ -248,6 +248,7 @@ void in_on_stanza(struct stream *s, const struct xs_stanza *st);
 
 /* s2s_trunk.c: trunk links */
 void trunk_mark(struct stream *s);
+int trunk_make_link(struct stream *s);
 int trunk_rescue(struct stream *s);
 void trunk_yield(struct stream *l);
 void trunk_pump(struct stream *s);

@@ -345,12 +345,9 @@ static int out_failover(struct stream *s, const char *why)
 	if (t == NULL && (t = out_new(s->peer, (unsigned)next, s->local, s->remote)) == NULL)
 		return 0;
 	/* a trunk link fails over to a trunk link, as trunk_forward makes one */
-	if (s->trunk && !t->trunk) {
-		if ((t->authz = authz_new(MAX_PAIRS)) == NULL) {
-			stream_close(t);
-			return 0;
-		}
-		trunk_mark(t);
+	if (s->trunk && !t->trunk && trunk_make_link(t) < 0) {
+		stream_close(t);
+		return 0;
 	}
 	t->superseded = 0;
 	slog(s, "event=failover from=%s to=%s reason=%s next-addr=%s:%d queued=%zu", s->local,

@@ -36,6 +36,17 @@ static int tpair_add(struct stream *s, const char *from, const char *to);
 static int trunk_ready(const struct stream *s);
 static struct stream *trunk_link_except(int peer, const struct stream *skip);
 
+/* Outbound stream s (to a trunk peer, relay_name -> identity) becomes a
+ * link: the pairs it carries are asked one by one. 0, or -ENOMEM (the
+ * caller closes s). */
+int trunk_make_link(struct stream *s)
+{
+	if (s->authz == NULL && (s->authz = authz_new(MAX_PAIRS)) == NULL)
+		return -ENOMEM;
+	trunk_mark(s);
+	return 0;
+}
+
 /* s becomes a trunk link (XEP-0288); it is linked, the caller set s->peer. */
 void trunk_mark(struct stream *s)
 {
@@ -242,7 +253,7 @@ void trunk_forward(int peer, const char *from_dom, const char *to_dom, const cha
 			return;
 		}
 		s = out_new(peer, (unsigned)addr, s2s_g.rt->cfg->relay_name, p->identity);
-		if (s == NULL || (s->authz = authz_new(MAX_PAIRS)) == NULL) {
+		if (s == NULL || trunk_make_link(s) < 0) {
 			stats_count(STATS_DROPPED, "out-of-memory", NULL);
 			log_err("event=drop reason=out-of-memory kind=%s from=%s to=%s", kind,
 				from_dom, to_dom);
@@ -250,7 +261,6 @@ void trunk_forward(int peer, const char *from_dom, const char *to_dom, const cha
 				stream_close(s);
 			return;
 		}
-		trunk_mark(s);
 	}
 	tp = tpair_find(s, from_dom, to_dom);
 	if (tp != NULL && *tp == TP_REFUSED) {
