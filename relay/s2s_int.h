@@ -226,6 +226,7 @@ void out_on_stanza(struct stream *s, const struct xs_stanza *st);
 void out_on_header(struct stream *s, const struct xs_header *h);
 struct stream *out_find(int peer, const char *from, const char *to);
 struct stream *out_new(int peer, unsigned addr, const char *from, const char *to);
+struct stream *out_failback(struct stream *s);
 void send_now(struct stream *s, const char *from_dom, const char *to_dom, const char *bytes,
 	      size_t len, const struct bounce_in *b);
 void queue_full(struct stream *s, const char *from_dom, const char *to_dom,

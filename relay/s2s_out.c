@@ -763,6 +763,36 @@ fail:
 	return NULL;
 }
 
+/* s, up on a fallback address of its peer: now and then (limits.failback)
+ * bring the preferred address back. The new stream (a link when s is one)
+ * takes the stanzas from now on; s takes none and closes once the new one
+ * is up (out_established), or takes over again if it fails (out_failover).
+ * Returns the stream to use. */
+struct stream *out_failback(struct stream *s)
+{
+	int peer = s->peer, better;
+	struct stream *n;
+
+	if (s->dir != DIR_OUT || s->addr == 0 || s->state != ST_ESTABLISHED || s->rt != s2s_g.rt ||
+	    s2s_g.failback_at == NULL || net_now_ms() < s2s_g.failback_at[peer])
+		return s;
+	s2s_g.failback_at[peer] = net_now_ms() + s->cfg->failback * 1000ull;
+	better = peer_pick_addr(peer);
+	if (better < 0 || (unsigned)better >= s->addr)
+		return s;
+	n = out_new(peer, (unsigned)better, s->local, s->remote);
+	if (n == NULL)
+		return s;
+	if (s->trunk && trunk_make_link(n) < 0) {
+		stream_close(n);
+		return s;
+	}
+	slog(s, "event=failback-try from=%s to=%s addr=%s:%d", s->local, s->remote,
+	     s->cfg->peers[peer].addrs[better].host, s->cfg->peers[peer].addrs[better].port);
+	s->superseded = 1;
+	return n;
+}
+
 /* Write one stanza on s now (its hop count first, toward a trunk peer). */
 void send_now(struct stream *s, const char *from_dom, const char *to_dom, const char *bytes,
 	      size_t len, const struct bounce_in *b)
@@ -888,25 +918,8 @@ void forward(int peer, const char *from_dom, const char *to_dom, const char *byt
 			return;
 		}
 		s = out_new(peer, (unsigned)addr, from_dom, to_dom);
-	} else if (s->addr > 0 && s->state == ST_ESTABLISHED && s2s_g.failback_at != NULL &&
-		   net_now_ms() >= s2s_g.failback_at[peer]) {
-		/* on a fallback address: now and then bring the preferred one
-		 * back; this stream takes no new stanzas meanwhile and closes
-		 * once the new one is up (out_established) */
-		int better = peer_pick_addr(peer);
-
-		s2s_g.failback_at[peer] = net_now_ms() + s->cfg->failback * 1000ull;
-		if (better >= 0 && (unsigned)better < s->addr) {
-			struct stream *n = out_new(peer, (unsigned)better, from_dom, to_dom);
-
-			if (n != NULL) {
-				slog(s, "event=failback-try from=%s to=%s addr=%s:%d", from_dom,
-				     to_dom, s2s_g.rt->cfg->peers[peer].addrs[better].host,
-				     s2s_g.rt->cfg->peers[peer].addrs[better].port);
-				s->superseded = 1;
-				s = n;
-			}
-		}
+	} else {
+		s = out_failback(s);
 	}
 	if (s == NULL) {
 		stats_count(STATS_DROPPED, "out-of-memory", NULL);

@@ -261,6 +261,8 @@ void trunk_forward(int peer, const char *from_dom, const char *to_dom, const cha
 				stream_close(s);
 			return;
 		}
+	} else {
+		s = out_failback(s); /* a link on a fallback address */
 	}
 	tp = tpair_find(s, from_dom, to_dom);
 	if (tp != NULL && *tp == TP_REFUSED) {

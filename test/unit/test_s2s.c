@@ -999,8 +999,9 @@ static void link_pair_ok(struct net_conn *o, const char *from, const char *to)
 
 /* The preferred address of a trunk peer refuses: the link is brought up
  * on the next address, as a link (SASL EXTERNAL, bidi, pairs asked), and
- * what waited is delivered over it. */
-START_TEST(test_link_failover_at_connect)
+ * what waited is delivered over it; later traffic falls back to the
+ * preferred address. */
+START_TEST(test_link_failover_and_failback)
 {
 	char err[512] = "";
 	struct net_conn *c, *o, *o2;
@@ -1018,6 +1019,16 @@ START_TEST(test_link_failover_at_connect)
 		   "<message from='alice@a.example/r'");
 	accept_bounce_stream();
 	ck_assert(!bounced("m1", "remote-server-not-found"));
+	/* limits.failback (30 s) later the preferred address is tried again,
+	 * as a link; once it is up the fallback link closes */
+	fakenet_advance(31000);
+	send_str(c, "<message from='alice@a.example/r' to='bob@x.b.example' id='fb1'/>");
+	ck_assert_uint_eq(out_to("10.0.0.9", &o), 2);
+	ck_assert(!has(o2, "id='fb1'"));
+	link_accept(o);
+	link_pair_ok(o, "a.example", "x.b.example");
+	expect(o, "id='fb1'");
+	ck_assert(fakenet_closing(o2));
 }
 END_TEST
 
@@ -1206,7 +1217,7 @@ static Suite *s2s_suite(void)
 	tc = tcase_create("link");
 	tcase_add_checked_fixture(tc, setup_link, teardown);
 	tcase_add_test(tc, test_link_multiplexes_pairs);
-	tcase_add_test(tc, test_link_failover_at_connect);
+	tcase_add_test(tc, test_link_failover_and_failback);
 	tcase_add_test(tc, test_link_bidi_receive);
 	tcase_add_test(tc, test_link_inbound_bidi);
 	tcase_add_test(tc, test_link_pair_refused);
