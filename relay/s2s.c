@@ -502,6 +502,13 @@ void on_closed(void *ctx)
 	struct stream *s = ctx;
 
 	bp_release(s);
+	/* A stream closed for any reason (a stream error, a superseded link)
+	 * with stanzas still queued: they go back to their senders, never
+	 * freed unsent. Not after s2s_shutdown, which bounced them itself. */
+	if (s->qhead != NULL && s2s_g.rt != NULL) {
+		slog(s, "event=closed-with-queue queued=%zu", s->qcount);
+		out_bounce_queue(s, "remote-server-timeout", "stream closed");
+	}
 	slog(s, "event=closed");
 	s->conn = NULL;
 	stream_unlink(s);

@@ -219,6 +219,7 @@ void pool_del(struct stream *s);
 int peer_policy(const struct runtime *rt, int peer, struct ident_policy *p);
 void queue_move(struct stream *from, struct stream *to);
 void out_fail(struct stream *s, const char *condition, const char *why);
+void out_bounce_queue(struct stream *s, const char *condition, const char *why);
 void count_sent(const struct stream *s, uint64_t t_read);
 void out_send_vreqs(struct stream *s);
 void write_hops(struct stream *s, unsigned hops);

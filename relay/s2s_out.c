@@ -202,9 +202,29 @@ void queue_move(struct stream *from, struct stream *to)
 	from->qcount = from->qbytes = 0;
 }
 
-void out_fail(struct stream *s, const char *condition, const char *why)
+/* Everything queued on s goes to another link to the same trunk peer, if
+ * s is a link and one is up, else back to its senders (condition). */
+void out_bounce_queue(struct stream *s, const char *condition, const char *why)
 {
 	struct qitem *q;
+
+	if (s->trunk && s->qhead != NULL)
+		trunk_rescue(s); /* what it cannot take is bounced below */
+	while ((q = s->qhead) != NULL) {
+		struct bounce_in b = {q->name, q->to, q->from, q->type, q->id};
+		char text[DOMAIN_MAX + 256];
+
+		s->qhead = q->next;
+		snprintf(text, sizeof(text), "xtrunk: next hop for %s: %s", s->remote, why);
+		bounce(&b, condition, text);
+		free(q);
+	}
+	s->qtail = &s->qhead;
+	s->qcount = s->qbytes = 0;
+}
+
+void out_fail(struct stream *s, const char *condition, const char *why)
+{
 	struct vreq *v;
 	size_t n = s->qcount;
 
@@ -219,19 +239,7 @@ void out_fail(struct stream *s, const char *condition, const char *why)
 	if (s->header_sent)
 		swrite(s, "</stream:stream>", 16);
 	net_close(s->conn);
-	if (s->trunk && s->qhead != NULL)
-		trunk_rescue(s); /* what it cannot take is bounced below */
-	while ((q = s->qhead) != NULL) {
-		struct bounce_in b = {q->name, q->to, q->from, q->type, q->id};
-		char text[DOMAIN_MAX + 256];
-
-		s->qhead = q->next;
-		snprintf(text, sizeof(text), "xtrunk: next hop for %s: %s", s->remote, why);
-		bounce(&b, condition, text);
-		free(q);
-	}
-	s->qtail = &s->qhead;
-	s->qcount = s->qbytes = 0;
+	out_bounce_queue(s, condition, why);
 	while ((v = s->vreqs) != NULL) {
 		s->vreqs = v->next;
 		/* v->from is the domain we acted for (the inbound 'to'), v->to the sender */
@@ -427,14 +435,19 @@ static int has_child_text(const struct xs_stanza *st, unsigned depth, const char
 
 /* The pair's stream on a more preferred address is up: the streams it
  * superseded take nothing new; close those with no verification pending. */
-static void out_close_superseded(const struct stream *s)
+/* s is up on a preferred address: the streams it superseded close, handing
+ * it what still waits on them (on a link, stanzas whose pair was still
+ * being asked; s asks again), so that nothing is freed unsent. */
+static void out_close_superseded(struct stream *s)
 {
 	struct stream *o;
 
 	for (o = pool_first(s->peer, s->local, s->remote); o != NULL; o = pool_next(o))
 		if (o != s && o->superseded && o->state != ST_CLOSING && o->rt == s->rt &&
 		    o->vreqs == NULL && pool_match(o, s->peer, s->local, s->remote)) {
-			slog(o, "event=failback from=%s to=%s", o->local, o->remote);
+			slog(o, "event=failback from=%s to=%s queued=%zu", o->local, o->remote,
+			     o->qcount);
+			queue_move(o, s);
 			stream_close(o);
 		}
 }

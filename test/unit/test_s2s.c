@@ -1003,8 +1003,8 @@ static void link_pair_ok(struct net_conn *o, const char *from, const char *to)
  * preferred address. */
 START_TEST(test_link_failover_and_failback)
 {
-	char err[512] = "";
-	struct net_conn *c, *o, *o2;
+	char err[512] = "", id[512];
+	struct net_conn *c, *c2, *o, *o2, *v;
 
 	ck_assert_msg(scen_reload(conf_link2, err, sizeof(err)) == 0, "%s", err);
 	c = in_open("a.example", "x.b.example");
@@ -1019,16 +1019,51 @@ START_TEST(test_link_failover_and_failback)
 		   "<message from='alice@a.example/r'");
 	accept_bounce_stream();
 	ck_assert(!bounced("m1", "remote-server-not-found"));
+	/* a second pair asked on the fallback link, not answered yet */
+	c2 = in_open("a.example", "y.b.example");
+	sendf(c2, "<db:result from='a.example' to='y.b.example'>k3y</db:result>");
+	out_to("10.0.0.1", &v); /* the verify stream y -> a */
+	out_accept(v, "a.example");
+	snprintf(id, sizeof(id), "%s", attr(v, "db:verify", "id"));
+	sendf(v, "<db:verify from='a.example' to='y.b.example' id='%s' type='valid'/>", id);
+	expect(c2, "type='valid'");
+	send_str(c2, "<message from='alice@a.example/r' to='bob@y.b.example' id='y1'/>");
+	ck_assert(has(o2, "<db:result from='a.example' to='y.b.example'>"));
 	/* limits.failback (30 s) later the preferred address is tried again,
-	 * as a link; once it is up the fallback link closes */
+	 * as a link; once it is up the fallback link closes and what waited on
+	 * it is asked for and sent on the new one */
 	fakenet_advance(31000);
 	send_str(c, "<message from='alice@a.example/r' to='bob@x.b.example' id='fb1'/>");
 	ck_assert_uint_eq(out_to("10.0.0.9", &o), 2);
 	ck_assert(!has(o2, "id='fb1'"));
 	link_accept(o);
-	link_pair_ok(o, "a.example", "x.b.example");
-	expect(o, "id='fb1'");
 	ck_assert(fakenet_closing(o2));
+	link_pair_ok(o, "a.example", "x.b.example");
+	link_pair_ok(o, "a.example", "y.b.example");
+	ck_assert_msg(has(o, "id='fb1'") && has(o, "id='y1'"),
+		      "fb1 or y1 not sent on the new link");
+	ck_assert(!bounced("y1", "remote-server-timeout"));
+}
+END_TEST
+
+/* The link is closed with a stream error (the peer answered a pair without
+ * from/to) while a stanza waits for that pair: the stanza comes back to its
+ * sender, it is not freed with the stream. */
+START_TEST(test_link_error_bounces_waiting)
+{
+	struct net_conn *c = in_open("a.example", "x.b.example"), *o;
+
+	in_dialback(c, "a.example", "x.b.example");
+	send_str(c, msg1);
+	ck_assert_uint_eq(out_to("10.0.0.9", &o), 1);
+	link_accept(o);
+	ck_assert(has(o, "<db:result from='a.example' to='x.b.example'>"));
+	send_str(o, "<db:result type='valid'/>");
+	ck_assert(has(o, "<improper-addressing"));
+	ck_assert(fakenet_closing(o));
+	fakenet_pump();
+	accept_bounce_stream();
+	ck_assert_msg(bounced("m1", "remote-server-timeout"), "m1 lost with the link");
 }
 END_TEST
 
@@ -1218,6 +1253,7 @@ static Suite *s2s_suite(void)
 	tcase_add_checked_fixture(tc, setup_link, teardown);
 	tcase_add_test(tc, test_link_multiplexes_pairs);
 	tcase_add_test(tc, test_link_failover_and_failback);
+	tcase_add_test(tc, test_link_error_bounces_waiting);
 	tcase_add_test(tc, test_link_bidi_receive);
 	tcase_add_test(tc, test_link_inbound_bidi);
 	tcase_add_test(tc, test_link_pair_refused);
