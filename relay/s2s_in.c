@@ -33,6 +33,17 @@
 #include "tls.h"
 #include "xmlstream.h"
 
+/* Our answer to a db:result we will not verify: type='error' with a
+ * stanza error (t and f: the escaped to and from of the request). */
+static void db_result_error(struct stream *s, const char *t, const char *f, const char *errtype,
+			    const char *condition)
+{
+	swritef(s,
+		"<db:result from='%s' to='%s' type='error'><error type='%s'><%s xmlns='" NS_STANZAS
+		"'/></error></db:result>",
+		t, f, errtype, condition);
+}
+
 /* Does the certificate on inbound stream s authenticate domain (the sender
  * side)? The domain's route names the peer whose policy applies; the
  * certificate must carry the peer's configured identity (a relay known
@@ -196,10 +207,7 @@ static void in_on_db_result(struct stream *s, const struct xs_stanza *st)
 	esc(f, sizeof(f), from);
 	esc(t, sizeof(t), to);
 	if (route_lookup(s->cfg->routes, to) == NULL) {
-		swritef(s,
-			"<db:result from='%s' to='%s' type='error'><error type='cancel'>"
-			"<item-not-found xmlns='" NS_STANZAS "'/></error></db:result>",
-			t, f);
+		db_result_error(s, t, f, "cancel", "item-not-found");
 		return;
 	}
 	r = route_lookup(s2s_g.rt->cfg->routes, from);
@@ -207,10 +215,7 @@ static void in_on_db_result(struct stream *s, const struct xs_stanza *st)
 		slog(s, "event=dialback-refused from=%s to=%s reason=no-route-for-sender", from,
 		     to);
 		stats_count(STATS_AUTH_FAILURES, "dialback-no-route", NULL);
-		swritef(s,
-			"<db:result from='%s' to='%s' type='error'><error type='cancel'>"
-			"<remote-server-not-found xmlns='" NS_STANZAS "'/></error></db:result>",
-			t, f);
+		db_result_error(s, t, f, "cancel", "remote-server-not-found");
 		return;
 	}
 	{
@@ -234,10 +239,7 @@ static void in_on_db_result(struct stream *s, const struct xs_stanza *st)
 			     "certificate: %s\"",
 			     from, to, why);
 			stats_count(STATS_AUTH_FAILURES, "certificate-required", NULL);
-			swritef(s,
-				"<db:result from='%s' to='%s' type='error'><error type='auth'>"
-				"<not-authorized xmlns='" NS_STANZAS "'/></error></db:result>",
-				t, f);
+			db_result_error(s, t, f, "auth", "not-authorized");
 			return;
 		}
 	}
@@ -251,10 +253,7 @@ static void in_on_db_result(struct stream *s, const struct xs_stanza *st)
 		     "event=dialback-error from=%s to=%s condition=remote-server-not-found "
 		     "reason=peer-backoff",
 		     from, to);
-		swritef(s,
-			"<db:result from='%s' to='%s' type='error'><error type='cancel'>"
-			"<remote-server-not-found xmlns='" NS_STANZAS "'/></error></db:result>",
-			t, f);
+		db_result_error(s, t, f, "cancel", "remote-server-not-found");
 		return;
 	}
 	if (o == NULL)
@@ -299,10 +298,7 @@ void in_verify_answer(unsigned in_serial, const char *from, const char *to, int 
 	if (valid < 0) {
 		slog(s, "event=dialback-error from=%s to=%s condition=%s", from, to, condition);
 		stats_count(STATS_AUTH_FAILURES, "dialback-unverifiable", NULL);
-		swritef(s,
-			"<db:result from='%s' to='%s' type='error'><error type='cancel'>"
-			"<%s xmlns='" NS_STANZAS "'/></error></db:result>",
-			t, f, condition);
+		db_result_error(s, t, f, "cancel", condition);
 		return;
 	}
 	if (!valid) {
