@@ -34,6 +34,10 @@
 #include "log.h"
 #include "tls.h"
 
+/* Plaintext gathered per connection within one callback before it is
+ * encrypted and written (4 TLS records). */
+#define NET_PEND_MAX (64 * 1024)
+
 static uv_loop_t *net_loop;
 
 struct net_conn {
@@ -101,6 +105,7 @@ static void net_unref(struct net_conn *c)
 }
 
 static int net_flush(struct net_conn *c);
+static int net_flush_keep(struct net_conn *c, int keep);
 
 /* Around every callback from libuv: the outermost one flushes, unless
  * it is a read (defer) and the check handle will do it after the poll. */
@@ -300,6 +305,12 @@ static int tls_on_cipher(void *ctx, const char *data, size_t len)
  * Returns 0 or -errno (the caller fails the connection). */
 static int net_flush(struct net_conn *c)
 {
+	return net_flush_keep(c, 0);
+}
+
+/* keep: the caller will gather more at once, keep the buffer. */
+static int net_flush_keep(struct net_conn *c, int keep)
+{
 	struct net_write_req *w;
 	size_t len = c->pend_len;
 	int rc;
@@ -329,9 +340,11 @@ static int net_flush(struct net_conn *c)
 				free(w);
 		}
 	}
-	free(c->pend);
-	c->pend = NULL;
-	c->pend_cap = 0;
+	if (!keep) {
+		free(c->pend);
+		c->pend = NULL;
+		c->pend_cap = 0;
+	}
 	return rc;
 }
 
@@ -367,6 +380,13 @@ int net_write(struct net_conn *c, const char *data, size_t len)
 	if (c->closing)
 		return -EPIPE;
 	if (net_depth > 0 && c->tcp_open) {
+		/* A callback that reads a lot (every stream's reads of one
+		 * loop turn go to the same next hop) gathers at most
+		 * NET_PEND_MAX before it encrypts and writes: the first
+		 * stanzas leave earlier, and the buffer stays small enough
+		 * to be reused instead of being mapped and faulted in anew. */
+		if (c->pend_len > 0 && c->pend_len + len > NET_PEND_MAX && net_flush_keep(c, 1) < 0)
+			return -EPIPE;
 		if (c->pend_len + len > c->pend_cap) {
 			size_t cap = c->pend_cap ? c->pend_cap : 4096;
 			char *p;

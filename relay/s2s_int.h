@@ -104,8 +104,11 @@ struct stream {
 	char id[40];		     /* inbound: our stream id; outbound: the peer's */
 	char local[DOMAIN_MAX + 1];  /* in: header 'to'; out: our 'from' */
 	char remote[DOMAIN_MAX + 1]; /* in: header 'from' (may be empty); out: 'to' */
-	uint64_t active_at;	     /* net_now_ms() of the last stanza (idle, keepalive) */
-	int idle_armed;		     /* the timer runs for idle/keepalive, see arm_idle */
+	/* out: the route pattern of remote, the label of the sent counter;
+	 * borrowed from cfg, looked up at the first stanza sent */
+	const char *sent_route;
+	uint64_t active_at; /* net_now_ms() of the last stanza (idle, keepalive) */
+	int idle_armed;	    /* the timer runs for idle/keepalive, see arm_idle */
 	/* Backpressure (bp_hold): an inbound stream not read while the next
 	 * hop of its stanzas drains; an outbound stream it waits for. */
 	unsigned paused_by; /* inbound: serial of the stream it waits for, 0 = reading */
@@ -220,7 +223,7 @@ int peer_policy(const struct runtime *rt, int peer, struct ident_policy *p);
 void queue_move(struct stream *from, struct stream *to);
 void out_fail(struct stream *s, const char *condition, const char *why);
 void out_bounce_queue(struct stream *s, const char *condition, const char *why);
-void count_sent(const struct stream *s, uint64_t t_read);
+void count_sent(struct stream *s, uint64_t t_read);
 void out_send_vreqs(struct stream *s);
 void write_hops(struct stream *s, unsigned hops);
 void out_on_stanza(struct stream *s, const struct xs_stanza *st);

@@ -251,11 +251,14 @@ void out_fail(struct stream *s, const char *condition, const char *why)
 /* ---- outbound ---- */
 
 /* One stanza written to outbound stream s; t_read 0 for our own. */
-void count_sent(const struct stream *s, uint64_t t_read)
+void count_sent(struct stream *s, uint64_t t_read)
 {
-	const struct route *r = route_lookup(s->cfg->routes, s->remote);
+	if (s->sent_route == NULL) {
+		const struct route *r = route_lookup(s->cfg->routes, s->remote);
 
-	stats_count(STATS_STANZAS_SENT, r != NULL ? r->pattern : "-", s->cfg->peers[s->peer].name);
+		s->sent_route = r != NULL ? r->pattern : "-";
+	}
+	stats_count(STATS_STANZAS_SENT, s->sent_route, s->cfg->peers[s->peer].name);
 	if (t_read != 0)
 		stats_latency(stats_clock_us() - t_read);
 }

@@ -121,6 +121,9 @@ struct xs_decl {
 	size_t off, len; /* its " xmlns:p='uri'" text within splice */
 };
 
+/* The attributes of a stanza decoded into struct xs_stanza, in order. */
+#define XS_STANZA_ATTR_NAMES "to", "from", "type", "id"
+
 struct xs {
 	const struct xs_callbacks *cb; /* borrowed */
 	void *ctx;		       /* borrowed, handed back to callbacks */
@@ -128,7 +131,11 @@ struct xs {
 	unsigned max_depth;
 	unsigned max_attrs;
 	unsigned max_name, max_value; /* name and attribute value lengths */
-	xmlParserCtxtPtr parser;      /* owned */
+	/* "to", "from", "type", "id" as interned in the parser's dictionary
+	 * (libxml2 hands attribute names over interned, so one pointer
+	 * comparison finds them); NULL without a dictionary */
+	const xmlChar *st_names[4];
+	xmlParserCtxtPtr parser; /* owned */
 
 	/* Framing. Offsets are absolute: bytes since the stream (re)start. */
 	char *buf; /* owned: stream bytes [base, base + len) */
@@ -727,7 +734,7 @@ static void xs_start_stanza(struct xs *xs, const xmlChar *localname, const xmlCh
 			    const xmlChar *uri, int nb_namespaces, const xmlChar **namespaces,
 			    int nb_attributes, const xmlChar **attributes)
 {
-	static const char *const names[4] = {"to", "from", "type", "id"};
+	static const char *const names[4] = {XS_STANZA_ATTR_NAMES};
 	size_t start, d;
 	int i, k;
 
@@ -762,7 +769,8 @@ static void xs_start_stanza(struct xs *xs, const xmlChar *localname, const xmlCh
 
 		if (a[1] == NULL) {
 			for (k = 0; k < 4; k++)
-				if (xs_streq(a[0], names[k]))
+				if (xs->st_names[k] != NULL ? a[0] == xs->st_names[k]
+							    : xs_streq(a[0], names[k]))
 					/* recorded attributes are decoded already */
 					xs->el_attr[k] = (size_t)i < xs->el_nattrs
 							     ? xs->attr_val[i]
@@ -1234,8 +1242,14 @@ static int xs_open_parser(struct xs *xs)
 	/* names are interned per stream: a peer inventing new ones forever
 	 * must hit a limit, far below libxml2's 10 MB default */
 	dict_limit = xs->max_size > XS_DICT_MIN / 2 ? 2 * xs->max_size : XS_DICT_MIN;
-	if (xs->parser->dict != NULL)
+	if (xs->parser->dict != NULL) {
+		static const char *const names[4] = {XS_STANZA_ATTR_NAMES};
+
 		xmlDictSetLimit(xs->parser->dict, dict_limit);
+		for (int k = 0; k < 4; k++)
+			xs->st_names[k] =
+			    xmlDictLookup(xs->parser->dict, (const xmlChar *)names[k], -1);
+	}
 	return 0;
 }
 
