@@ -38,6 +38,7 @@ BUILD=${1:-build}
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/../.." && pwd)
 XB=$(cd "$BUILD" && pwd)/xbench
+XL=$(cd "$BUILD" && pwd)/xblast
 XT=$(cd "$BUILD" && pwd)/xtrunkd
 RB=$(cd "$BUILD" && pwd)/routebench
 XC=$(cd "$BUILD" && pwd)/xtrunkctl
@@ -85,9 +86,9 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM HUP
 
-for f in "$XB" "$XT" "$RB"; do
+for f in "$XB" "$XL" "$XT" "$RB"; do
 	[ -x "$f" ] || {
-		echo "bench: $f missing; make all $BUILD/xbench $BUILD/routebench" >&2
+				echo "bench: $f missing; make all $BUILD/xbench $BUILD/xblast $BUILD/routebench" >&2
 		exit 2
 	}
 done
@@ -281,6 +282,19 @@ xb() {
 	cat "$dir/$_n.out" >>"$dir/all.out"
 	return $_rc
 }
+# xl NAME ARGS...: the same with xblast, the load tool that encrypts the run
+# in advance and decrypts what arrived after it (nearly no CPU while it
+# measures); every traffic figure of the ladder comes from it
+xl() {
+	_n=$1
+	shift
+	timeout -k 5 180 "$XL" --store "$dir/store" --ca "$dir/ca.pem" --listen "$SINK:5269" \
+		--listen-tls "$SINK:5270" --size "$SIZE" --label "$LABEL" --label-every 4 \
+		"$@" >"$dir/$_n.out" 2>"$dir/$_n.err"
+	_rc=$?
+	cat "$dir/$_n.out" >>"$dir/all.out"
+	return $_rc
+}
 kv() { # NAME KEY: the value, "-" when there is none
 	_v=$(tr ' ' '\n' <"$dir/$1.out" | sed -n "s/^$2=//p" | head -n 1)
 	echo "${_v:--}"
@@ -357,7 +371,18 @@ if [ "$smoke" = 1 ]; then
 	else
 		fail "xtrunkd -w 2 exit" "status $box_rc; $(grep -v ' info ' "$dir/relay.log" | head -c 600)"
 	fi
-	# the other modes of the tool work at all
+		# xblast (the ladder's load tool): open loop and flat out through the
+	# relay, every stanza decrypted after the run, in order
+	start_relay "$dir/relay.conf"
+	if xl smoke-xl --connect "$RELAY:5269" --streams 4 --rate 2000 --seconds 2 --warmup 0 --check &&
+		xl smoke-xl-flat --connect "$RELAY:5269" --streams 4 --rate 0 --seconds 1 --warmup 0 \
+			--budget-rate 100000 --check; then
+		ok "xblast $(kv smoke-xl received)+$(kv smoke-xl-flat received) stanzas in order, 0 lost"
+	else
+		fail xblast "$(cat "$dir/smoke-xl.out" "$dir/smoke-xl-flat.out" 2>/dev/null | tr '\n' ' ')$(head -c 300 "$dir/smoke-xl.err" "$dir/smoke-xl-flat.err" 2>/dev/null)"
+	fi
+	stop_box
+	# the other modes of xbench work at all
 	start_relay "$dir/relay.conf"
 	if xb smoke-idle --connect "$RELAY:5269" --mode idle --streams 50 --hold 0.5 \
 		--watch "$box_pid" && xb smoke-hs --connect "$RELAY:5269" --mode handshake \
@@ -384,8 +409,12 @@ fi
 
 # ---- the ladder
 t_begin=$(date +%s)
-RUNGS="direct tcp-proxy tls-proxy xtrunkd xtrunkd+pol"
+RUNGS=${BENCH_RUNGS:-direct tcp-proxy tls-proxy xtrunkd xtrunkd+pol}
 REPS=${BENCH_REPS:-3}
+WREPS=${BENCH_WORKER_REPS:-5}
+# flat out: stanzas/s encrypted in advance (per run, over all streams); a
+# stream that runs out ends the measured window early (window_s)
+BUDGET=${BENCH_BUDGET:-1500000}
 # BENCH_ONLY=workers: only the -w 1 vs -w 2 comparison, printed, nothing written
 [ "${BENCH_ONLY:-}" = workers ] && RUNGS=""
 echo "# bench: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), dir $dir"
@@ -393,7 +422,24 @@ echo "# flat out, $STREAMS streams, ${SIZE}-byte stanzas, ${SECONDS_RUN}s per ru
 # over the numeric lines of stdin only ("-": no figure)
 median() { grep -E '^[0-9.]+$' | sort -n | awk '{a[NR]=$1} END {if (NR==0) print 0; else print a[int((NR+1)/2)]}'; }
 spread() { grep -E '^[0-9.]+$' | sort -n | awk '{a[NR]=$1} END {if (NR==0 || a[int((NR+1)/2)]==0) print 0; else printf "%.0f", 100*(a[NR]-a[1])/a[int((NR+1)/2)]}'; }
+# The load tool encrypts the run in advance, BUDGET stanzas/s for warm-up +
+# window. The byte-moving rungs run at millions of stanzas/s, so they get a
+# short window (a stream that runs out ends it early: window_s; direct, the
+# kernel alone, usually does, and its figure is then a floor).
+flat_window() {
+	case $1 in
+	xtrunkd*) echo "--seconds $SECONDS_RUN --warmup 1 --budget-rate $BUDGET" ;;
+	*) echo "--seconds 1 --warmup 0.25 --budget-rate $((BUDGET * 4))" ;;
+	esac
+}
+# one run thrown away: the first run after a pause pays for the kernel
+# making gigabytes of memory ready (seen: 14 s of set-up instead of 3, and
+# tens of milliseconds of stalls in the run)
+xl warmup --connect "$SINK:5269" --streams "$STREAMS" --rate 0 --seconds 1 --warmup 0.25 \
+	--budget-rate "$BUDGET" >/dev/null 2>&1 || true
 for r in $RUNGS; do
+	: >"$dir/flat-$r.tool"
+	: >"$dir/flat-$r.window"
 	: >"$dir/flat-$r.rates"
 	: >"$dir/flat-$r.cpu"
 	for i in $(seq "$REPS"); do
@@ -401,16 +447,18 @@ for r in $RUNGS; do
 			echo "bench: cannot start $r" >&2
 			exit 1
 		}
-		# shellcheck disable=SC2046
-		xb "flat-$r-$i" $(target "$r") $(watch_args) --streams "$STREAMS" --rate 0 \
-			--seconds "$SECONDS_RUN" --check || echo "# warning: flat-$r-$i: $(cat "$dir/flat-$r-$i.out" "$dir/flat-$r-$i.err" | head -c 300)"
+				# shellcheck disable=SC2046
+		xl "flat-$r-$i" $(target "$r") $(watch_args) --streams "$STREAMS" --rate 0 \
+			$(flat_window "$r") --check || echo "# warning: flat-$r-$i: $(cat "$dir/flat-$r-$i.out" "$dir/flat-$r-$i.err" | head -c 300)"
 		kv "flat-$r-$i" rate >>"$dir/flat-$r.rates"
-		kv "flat-$r-$i" watch0_us_per_stanza >>"$dir/flat-$r.cpu"
+				kv "flat-$r-$i" watch0_us_per_stanza >>"$dir/flat-$r.cpu"
+		kv "flat-$r-$i" self_cpu >>"$dir/flat-$r.tool"
+		kv "flat-$r-$i" window_s >>"$dir/flat-$r.window"
 		stop_box
 	done
 	rate=$(median <"$dir/flat-$r.rates")
 	cpu=$(median <"$dir/flat-$r.cpu")
-	echo "$r rate=${rate:-0} cpu_us=${cpu:-} rate_spread_pct=$(spread <"$dir/flat-$r.rates") cpu_spread_pct=$(spread <"$dir/flat-$r.cpu")" | tee -a "$dir/flat.sum"
+		echo "$r rate=${rate:-0} cpu_us=${cpu:-} rate_spread_pct=$(spread <"$dir/flat-$r.rates") cpu_spread_pct=$(spread <"$dir/flat-$r.cpu") tool_cores=$(median <"$dir/flat-$r.tool") window_s=$(median <"$dir/flat-$r.window")" | tee -a "$dir/flat.sum"
 done
 relay_max=$(awk '$1=="xtrunkd" {sub("rate=","",$2); print $2}' "$dir/flat.sum")
 
@@ -434,8 +482,8 @@ workers_run() { # W I
 	_w=""
 	for p in $wp; do _w="$_w --watch $p"; done
 	# shellcheck disable=SC2086
-	xb "workers-$1-$2" --connect "$RELAY:5269" $_w --streams "$STREAMS" --rate 0 \
-		--seconds "$SECONDS_RUN" --check || echo "# warning: workers-$1-$2: $(head -c 300 "$dir/workers-$1-$2.out")"
+		xl "workers-$1-$2" --connect "$RELAY:5269" $_w --streams "$STREAMS" --rate 0 \
+		--seconds "$SECONDS_RUN" --budget-rate $((BUDGET * $1)) --check || echo "# warning: workers-$1-$2: $(head -c 300 "$dir/workers-$1-$2.out")"
 	stop_box
 	# rate, relay CPU us/stanza and cores (sums over the watched processes), tool cores,
 	# each watched process's cores
@@ -446,7 +494,7 @@ workers_run() { # W I
 		END {printf "%s %.2f %.2f %s %s\n", r, u, c, t, each}' >>"$dir/workers-$1.runs"
 }
 for w in 1 2; do : >"$dir/workers-$w.runs"; done
-for i in $(seq "$REPS"); do
+for i in $(seq "$WREPS"); do
 	for w in 1 2; do
 		workers_run "$w" "$i" || {
 			echo "bench: cannot start xtrunkd -w $w" >&2
@@ -468,7 +516,7 @@ for r in $RUNGS; do
 	for pc in 10 50 80; do
 		rate=$((relay_max * pc / 100))
 		# shellcheck disable=SC2046
-		xb "load-$r-$pc" $(target "$r") $(watch_args) --streams "$STREAMS" --rate "$rate" \
+				xl "load-$r-$pc" $(target "$r") $(watch_args) --streams "$STREAMS" --rate "$rate" \
 			--seconds "$SECONDS_RUN" --check || echo "# warning: load-$r-$pc: $(cat "$dir/load-$r-$pc.out" | head -c 300)"
 		echo "$r $pc $(kv "load-$r-$pc" p50_us) $(kv "load-$r-$pc" p99_us) $(kv "load-$r-$pc" p999_us) $(kv "load-$r-$pc" lost) $(kv "load-$r-$pc" watch0_us_per_stanza)" | tee -a "$dir/load.sum"
 	done
@@ -478,7 +526,7 @@ done
 # ---- overload: 140% of the relay's flat-out rate; what still gets through
 echo "# overload: xtrunkd offered 140% of its flat-out rate"
 start_relay "$dir/relay.conf" || exit 1
-xb overload --connect "$RELAY:5269" --watch "$box_pid" --streams "$STREAMS" \
+xl overload --connect "$RELAY:5269" --watch "$box_pid" --streams "$STREAMS" \
 	--rate $((relay_max * 140 / 100)) --seconds "$SECONDS_RUN" || true
 # What the relay itself says it did with what the tool counts as lost:
 # bounces it made, and stanzas it dropped (a bounce that found the way back
@@ -508,7 +556,7 @@ echo "# 10 vs 1000 streams at the same load (10% and 50% of the relay's flat-out
 for pc in 10 50; do
 	for n in 10 1000; do
 		start_relay "$dir/relay.conf" || exit 1
-		xb "streams-$n-$pc" --connect "$RELAY:5269" --watch "$box_pid" --streams "$n" \
+				xl "streams-$n-$pc" --connect "$RELAY:5269" --watch "$box_pid" --streams "$n" \
 			--rate $((relay_max * pc / 100)) --seconds "$SECONDS_RUN" --check || true
 		echo "streams $n $pc $(kv "streams-$n-$pc" p50_us) $(kv "streams-$n-$pc" p99_us) $(kv "streams-$n-$pc" p999_us) $(kv "streams-$n-$pc" watch0_us_per_stanza) $(kv "streams-$n-$pc" lost) $(kv "streams-$n-$pc" bounced) $(kv "streams-$n-$pc" watch0_cpu)" | tee -a "$dir/streams.sum"
 		stop_box
@@ -562,7 +610,7 @@ t_total=$(($(date +%s) - t_begin))
 
 # ---- the table and BENCHMARKS.md
 BENCH_PROSODY="${BENCH_PROSODY:-}" BENCH_DIR=$dir BENCH_IPC=$ipc BENCH_LOAD1M=$load_1m BENCH_LOAD1MF=$load_1mf BENCH_TOTAL=$t_total BENCH_SIZE=$SIZE \
-	BENCH_STREAMS=$STREAMS BENCH_REPS=$REPS BENCH_SECONDS=$SECONDS_RUN BENCH_RELAY_MAX=$relay_max \
+	BENCH_STREAMS=$STREAMS BENCH_REPS=$REPS BENCH_WORKER_REPS=$WREPS BENCH_BUDGET=$BUDGET BENCH_SECONDS=$SECONDS_RUN BENCH_RELAY_MAX=$relay_max \
 	python3 "$here/report.py" >"$dir/report.md" || exit 1
 cat "$dir/report.md"
 if [ "${BENCH_NO_WRITE:-0}" = 0 ]; then

@@ -100,9 +100,15 @@ def report(d):
     out.append("- Command: `make bench` (= `bash test/bench/bench.sh build`); the relay is "
                "`build/xtrunkd` (`-O2 -g`), one process, one thread.")
     out.append("- Traffic: %s streams, %s-byte `<message/>` stanzas (one in four with a XEP-0258 "
-               "label), TLS 1.3 with ECDSA P-256 certificates on every hop, SASL EXTERNAL; the "
-               "load tool and the sink are one process (`build/xbench`) on the same 2 cores as "
-               "the middle box." % (env.get("BENCH_STREAMS", "?"), env.get("BENCH_SIZE", "?")))
+               "label), TLS 1.3 with ECDSA P-256 certificates on every hop, SASL EXTERNAL.")
+    out.append("- Load tool: `build/xblast`, sender and sink in one process on the same 2 cores "
+               "as the middle box. Every stream is negotiated live; then the whole run is "
+               "encrypted in advance into memory (%s stanzas/s of budget for xtrunkd, four times "
+               "that for the byte movers' 1 s windows), and the sink keeps the ciphertext it "
+               "reads, with the time of each read, and decrypts and checks it after the run. "
+               "While it measures, the tool only writes and reads: 0.1–0.2 of a core "
+               "(`load-tool cores`), so the middle box has the rest of the machine."
+               % env.get("BENCH_BUDGET", "?"))
     out.append("")
 
     flat = {}
@@ -113,23 +119,28 @@ def report(d):
                                                                         env.get("BENCH_SECONDS", "?")))
     out.append("")
     out.append("| rung | stanzas/s | ratio to %s | middle-box CPU µs/stanza | ratio to %s | "
-               "stanzas/s per middle-box core | spread of runs (rate, CPU) |" % (REF, REF))
-    out.append("|---|---:|---:|---:|---:|---:|---|")
+               "stanzas/s per middle-box core | spread of runs (rate, CPU) | window s | "
+               "load-tool cores |" % (REF, REF))
+    out.append("|---|---:|---:|---:|---:|---:|---|---:|---:|")
     ref_rate = num(flat.get(REF, {}).get("rate"))
     ref_cpu = num(flat.get(REF, {}).get("cpu_us"))
     for r in RUNGS:
         kv = flat.get(r, {})
         rate, cpu = num(kv.get("rate")), num(kv.get("cpu_us"))
         per_core = "%.0f" % (1e6 / cpu) if cpu else "–"
-        out.append("| %s | %s | %s | %s | %s | %s | ±%s%%, ±%s%% |" % (
+        out.append("| %s | %s | %s | %s | %s | %s | ±%s%%, ±%s%% | %s | %s |" % (
             r, "%.0f" % rate if rate is not None else "?", ratio(rate, ref_rate),
             "%.2f" % cpu if cpu else "–", ratio(cpu, ref_cpu) if cpu else "–", per_core,
-            kv.get("rate_spread_pct", "?"), kv.get("cpu_spread_pct", "?")))
+            kv.get("rate_spread_pct", "?"), kv.get("cpu_spread_pct", "?"),
+            kv.get("window_s", "?"), kv.get("tool_cores", "?")))
     out.append("")
-    out.append("Spread: (max − min) / median over the runs. `direct` and `tcp-proxy` are limited "
-               "by the load tool itself (it encrypts, decrypts and parses every stanza); the "
-               "CPU column is the middle box's (haproxy, xtrunkd) utime + stime over the "
-               "measured window divided by the stanzas delivered in it.")
+    out.append("Spread: (max − min) / median over the runs. Rate: stanzas that arrived at the "
+               "sink within the window, per second. The window is %s s for xtrunkd and 1 s after "
+               "0.25 s of warm-up for the byte movers; it ends early when a stream has sent "
+               "everything encrypted for it (`window s` shorter), and `direct` (the kernel's "
+               "loopback and nothing else) usually does, so its figure is a floor. The CPU "
+               "column is the middle box's (haproxy, xtrunkd) utime + stime over the window "
+               "divided by the stanzas delivered in it." % env.get("BENCH_SECONDS", "?"))
     out.append("")
 
     load = {}
@@ -180,12 +191,14 @@ def report(d):
     wratio = ratio(num(w2.get("rate")), num(w1.get("rate"))) if w1 and w2 else None
     if w1 and w2:
         out.append("### Both cores: xtrunkd -w 1 against -w 2 (median of %s alternating runs "
-                   "of %s s, flat out)" % (env.get("BENCH_REPS", "?"), env.get("BENCH_SECONDS", "?")))
+                   "of %s s, flat out)" % (env.get("BENCH_WORKER_REPS", "?"), env.get("BENCH_SECONDS", "?")))
         out.append("")
         out.append("`-w 2`: a supervisor and two worker processes, each accepting on its own "
                    "SO_REUSEPORT socket (`workers` in xtrunkd.conf(5)). Relay CPU is summed over every process of "
-                   "the relay; the load tool (`build/xbench`, one process, sender and sink) runs "
-                   "on the same 2 cores.")
+                   "the relay; the load tool (`build/xblast`, one process, sender and sink) runs "
+                   "on the same 2 cores and takes what `load-tool cores used` says, so at most "
+                   "2 minus that is left for the relay: the one-core run has a core to itself, "
+                   "the two-core run shares the second with the tool.")
         out.append("")
         out.append("| relay | stanzas/s | ratio to -w 1 | relay CPU µs/stanza | relay cores used | "
                    "load-tool cores used | CPU per process, each run (supervisor/worker 1/worker 2) "
@@ -208,8 +221,8 @@ def report(d):
         if len(f) >= 10:
             out.append("- Overload: xtrunkd offered %s stanzas/s (140%% of its flat-out rate) "
                        "delivered **%s/s** in the measured window, relay CPU %s. Of the stanzas "
-                       "due: %s never sent (the load tool's own connection was backed up: the "
-                       "relay read slower than the schedule), %s sent; of those %s bounced back "
+                       "due: %s never written (still waiting in the load tool 10 s after the end, "
+                       "because the relay read slower than the schedule; TCP pushed back), %s written; of those %s bounced back "
                        "(resource-constraint) and %s neither arrived nor came back 10 s later. "
                        "The relay's metrics: %s bounces made, %s stanzas dropped "
                        "(`xtrunk_stanzas_dropped_total`: bounces that found the way back full "
@@ -300,8 +313,8 @@ def report(d):
             v is not None and v >= 1000)
     if wratio is not None:
         row("both cores ≥ 1.8× one core",
-            "-w 2 / -w 1 = %s× (%s vs %s stanzas/s; run by run median %s×; the load tool shares "
-            "the 2 cores: see the notes)"
+                        "-w 2 / -w 1 = %s× (%s vs %s stanzas/s, medians; run by run median %s×; the load "
+            "tool takes part of the second core)"
             % (wratio, w2.get("rate"), w1.get("rate"), wp.get("ratio_median", "?")),
             num(wratio, 0) >= 1.8)
     else:

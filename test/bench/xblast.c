@@ -946,7 +946,11 @@ static void measure(int end);
  * window ends here. */
 static void exhausted(int i, uint64_t t)
 {
-	B.exhausted = 1;
+		B.exhausted = 1;
+	if (!B.measuring) {
+		B.measuring = 1;
+		measure(0);
+	}
 	if (t < B.t_measure + 1000000000ull)
 		fprintf(stderr,
 			"xblast: stream %d wrote everything encrypted for it %.2f s into the "
