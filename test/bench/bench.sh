@@ -412,6 +412,7 @@ t_begin=$(date +%s)
 RUNGS=${BENCH_RUNGS:-direct tcp-proxy tls-proxy xtrunkd xtrunkd+pol}
 REPS=${BENCH_REPS:-3}
 WREPS=${BENCH_WORKER_REPS:-5}
+LREPS=${BENCH_LATENCY_REPS:-3} # open loop at 50%: the latency target's point
 # flat out: stanzas/s encrypted in advance (per run, over all streams); a
 # stream that runs out ends the measured window early (window_s)
 BUDGET=${BENCH_BUDGET:-1500000}
@@ -510,15 +511,22 @@ done
 pr=$(paste -d' ' "$dir/workers-1.runs" "$dir/workers-2.runs" | awk '$1 > 0 {printf "%.2f\n", $6 / $1}')
 echo "workers pairs ratio_median=$(echo "$pr" | median) ratio_min=$(echo "$pr" | sort -n | head -n 1) ratio_max=$(echo "$pr" | sort -n | tail -n 1)" | tee -a "$dir/workers.sum"
 [ "${BENCH_ONLY:-}" = workers ] && exit 0
-echo "# open loop at 10/50/80% of the relay's flat-out rate ($relay_max/s)"
+echo "# open loop at 10/50/80% of the relay's flat-out rate ($relay_max/s); $LREPS runs at 50%, medians"
 for r in $RUNGS; do
 	start_rung "$r" || exit 1
 	for pc in 10 50 80; do
 		rate=$((relay_max * pc / 100))
-		# shellcheck disable=SC2046
-				xl "load-$r-$pc" $(target "$r") $(watch_args) --streams "$STREAMS" --rate "$rate" \
-			--seconds "$SECONDS_RUN" --check || echo "# warning: load-$r-$pc: $(cat "$dir/load-$r-$pc.out" | head -c 300)"
-		echo "$r $pc $(kv "load-$r-$pc" p50_us) $(kv "load-$r-$pc" p99_us) $(kv "load-$r-$pc" p999_us) $(kv "load-$r-$pc" lost) $(kv "load-$r-$pc" watch0_us_per_stanza)" | tee -a "$dir/load.sum"
+		reps=1
+		[ "$pc" = 50 ] && reps=$LREPS
+		for j in $(seq "$reps"); do
+			n="load-$r-$pc-$j"
+			# shellcheck disable=SC2046
+			xl "$n" $(target "$r") $(watch_args) --streams "$STREAMS" --rate "$rate" \
+				--seconds "$SECONDS_RUN" --check || echo "# warning: $n: $(head -c 300 "$dir/$n.out")"
+		done
+		col() { for j in $(seq "$reps"); do kv "load-$r-$pc-$j" "$1"; done; }
+		# name load p50 p99 p99.9 lost cpu p99.9-min p99.9-max (medians over the runs)
+		echo "$r $pc $(col p50_us | median) $(col p99_us | median) $(col p999_us | median) $(col lost | sort -n | tail -n 1) $(col watch0_us_per_stanza | median) $(col p999_us | sort -n | head -n 1) $(col p999_us | sort -n | tail -n 1)" | tee -a "$dir/load.sum"
 	done
 	stop_box
 done
@@ -610,7 +618,7 @@ t_total=$(($(date +%s) - t_begin))
 
 # ---- the table and BENCHMARKS.md
 BENCH_PROSODY="${BENCH_PROSODY:-}" BENCH_DIR=$dir BENCH_IPC=$ipc BENCH_LOAD1M=$load_1m BENCH_LOAD1MF=$load_1mf BENCH_TOTAL=$t_total BENCH_SIZE=$SIZE \
-	BENCH_STREAMS=$STREAMS BENCH_REPS=$REPS BENCH_WORKER_REPS=$WREPS BENCH_BUDGET=$BUDGET BENCH_SECONDS=$SECONDS_RUN BENCH_RELAY_MAX=$relay_max \
+	BENCH_STREAMS=$STREAMS BENCH_REPS=$REPS BENCH_WORKER_REPS=$WREPS BENCH_LATENCY_REPS=$LREPS BENCH_BUDGET=$BUDGET BENCH_SECONDS=$SECONDS_RUN BENCH_RELAY_MAX=$relay_max \
 	python3 "$here/report.py" >"$dir/report.md" || exit 1
 cat "$dir/report.md"
 if [ "${BENCH_NO_WRITE:-0}" = 0 ]; then

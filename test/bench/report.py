@@ -100,7 +100,8 @@ def report(d):
     out.append("- Command: `make bench` (= `bash test/bench/bench.sh build`); the relay is "
                "`build/xtrunkd` (`-O2 -g`), one process, one thread.")
     out.append("- Traffic: %s streams, %s-byte `<message/>` stanzas (one in four with a XEP-0258 "
-               "label), TLS 1.3 with ECDSA P-256 certificates on every hop, SASL EXTERNAL.")
+               "label), TLS 1.3 with ECDSA P-256 certificates on every hop, SASL EXTERNAL."
+               % (env.get("BENCH_STREAMS", "?"), env.get("BENCH_SIZE", "?")))
     out.append("- Load tool: `build/xblast`, sender and sink in one process on the same 2 cores "
                "as the middle box. Every stream is negotiated live; then the whole run is "
                "encrypted in advance into memory (%s stanzas/s of budget for xtrunkd, four times "
@@ -157,8 +158,12 @@ def report(d):
                "every rung, `direct` included, carries up to 1 ms of send-side wait; it cancels "
                "in the difference.")
     out.append("")
-    out.append("| rung | load | p50 | p99 | p99.9 | p50 / p99 / p99.9 ratio to %s | not arrived 10 s after |" % REF)
-    out.append("|---|---:|---:|---:|---:|---|---:|")
+    out.append("At 50%% load each rung runs %s times and the figures are the medians of each "
+               "percentile; `p99.9 over the runs` gives the lowest and highest total p99.9 of those runs "
+               "(one run at 10%% and 80%%)." % env.get("BENCH_LATENCY_REPS", "?"))
+    out.append("")
+    out.append("| rung | load | p50 | p99 | p99.9 | p50 / p99 / p99.9 ratio to %s | not arrived 10 s after | p99.9 over the runs (total) |" % REF)
+    out.append("|---|---:|---:|---:|---:|---|---:|---|")
     for r in RUNGS:
         for pc in ("10", "50", "80"):
             f = load.get((r, pc))
@@ -179,8 +184,9 @@ def report(d):
                 radd = max(0.0, rv - b) if rv is not None and b is not None else None
                 vals.append("%d" % add if add is not None else "?")
                 rats.append(ratio(add, radd) if radd else "–")
-            out.append("| %s | %s%% | %s | %s | %s | %s | %s |" % (
-                r, pc, vals[0], vals[1], vals[2], " / ".join(rats), f[5]))
+            out.append("| %s | %s%% | %s | %s | %s | %s | %s | %s |" % (
+                r, pc, vals[0], vals[1], vals[2], " / ".join(rats), f[5],
+                "%s–%s" % (f[7], f[8]) if len(f) >= 9 and f[7] != f[8] else "–"))
     out.append("")
 
     wk = {}
