@@ -178,12 +178,15 @@ soak: all
 # prints the table and rewrites BENCHMARKS.md. make bench-smoke: the same
 # tools for a few seconds, asserting only that every stanza arrived in
 # order (part of make check).
-BENCH_BINS = $(BUILD)/xbench $(BUILD)/xblast $(BUILD)/routebench
+BENCH_BINS = $(BUILD)/xbench $(BUILD)/xblast $(BUILD)/routebench $(BUILD)/parsebench
 
 $(BUILD)/xbench: $(BUILD)/test/bench/xbench.o $(LIB_OBJS)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/xblast: $(BUILD)/test/bench/xblast.o $(LIB_OBJS)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/parsebench: $(BUILD)/test/bench/parsebench.o $(LIB_OBJS)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/routebench: $(BUILD)/test/bench/routebench.o $(LIB_OBJS)
