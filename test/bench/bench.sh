@@ -461,7 +461,7 @@ for r in $RUNGS; do
 	cpu=$(median <"$dir/flat-$r.cpu")
 		echo "$r rate=${rate:-0} cpu_us=${cpu:-} rate_spread_pct=$(spread <"$dir/flat-$r.rates") cpu_spread_pct=$(spread <"$dir/flat-$r.cpu") tool_cores=$(median <"$dir/flat-$r.tool") window_s=$(median <"$dir/flat-$r.window")" | tee -a "$dir/flat.sum"
 done
-relay_max=$(awk '$1=="xtrunkd" {sub("rate=","",$2); print $2}' "$dir/flat.sum")
+relay_max=$(awk '$1=="xtrunkd" {sub("rate=","",$2); print $2}' "$dir/flat.sum" 2>/dev/null)
 
 # ---- both cores: xtrunkd -w 1 against -w 2 (workers = N: a supervisor and
 # N worker processes sharing the listeners), the same traffic, alternating
