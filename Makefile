@@ -178,10 +178,7 @@ soak: all
 # prints the table and rewrites BENCHMARKS.md. make bench-smoke: the same
 # tools for a few seconds, asserting only that every stanza arrived in
 # order (part of make check).
-BENCH_BINS = $(BUILD)/xbench $(BUILD)/xblast $(BUILD)/routebench $(BUILD)/parsebench
-
-$(BUILD)/xbench: $(BUILD)/test/bench/xbench.o $(LIB_OBJS)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+BENCH_BINS = $(BUILD)/xblast $(BUILD)/routebench $(BUILD)/parsebench
 
 $(BUILD)/xblast: $(BUILD)/test/bench/xblast.o $(LIB_OBJS)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)

@@ -4,7 +4,7 @@
 #   bash test/bench/bench.sh [--smoke] BUILD_DIR
 #
 # Runs the same traffic (BENCH_SIZE-byte <message/> stanzas, one in four
-# carrying a XEP-0258 label) from build/xbench over BENCH_STREAMS
+# carrying a XEP-0258 label) from build/xblast over BENCH_STREAMS
 # authenticated s2s streams (TLS 1.3, SASL EXTERNAL, certificates from a CA
 # made here) through each rung, one at a time:
 #   direct       sender -> sink
@@ -37,7 +37,6 @@ fi
 BUILD=${1:-build}
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/../.." && pwd)
-XB=$(cd "$BUILD" && pwd)/xbench
 XL=$(cd "$BUILD" && pwd)/xblast
 XT=$(cd "$BUILD" && pwd)/xtrunkd
 RB=$(cd "$BUILD" && pwd)/routebench
@@ -86,9 +85,9 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM HUP
 
-for f in "$XB" "$XL" "$XT" "$RB"; do
+for f in "$XL" "$XT" "$RB"; do
 	[ -x "$f" ] || {
-				echo "bench: $f missing; make all $BUILD/xbench $BUILD/xblast $BUILD/routebench" >&2
+				echo "bench: $f missing; make all $BUILD/xblast $BUILD/routebench" >&2
 		exit 2
 	}
 done
@@ -271,20 +270,9 @@ relay_clean() {
 	[ "$box_rc" = 0 ] && grep -q 'event=stopped loop-close=0' "$dir/relay.log"
 }
 
-# xb NAME ARGS...: one xbench run, its key=value line in $dir/NAME.out
-xb() {
-	_n=$1
-	shift
-	timeout -k 5 120 "$XB" --store "$dir/store" --ca "$dir/ca.pem" --listen "$SINK:5269" \
-		--listen-tls "$SINK:5270" --size "$SIZE" --label "$LABEL" --label-every 4 \
-		"$@" >"$dir/$_n.out" 2>"$dir/$_n.err"
-	_rc=$?
-	cat "$dir/$_n.out" >>"$dir/all.out"
-	return $_rc
-}
-# xl NAME ARGS...: the same with xblast, the load tool that encrypts the run
-# in advance and decrypts what arrived after it (nearly no CPU while it
-# measures); every traffic figure of the ladder comes from it
+# xl NAME ARGS...: one xblast run (the load tool: it encrypts the run in
+# advance and decrypts what arrived after it, so it spends nearly no CPU
+# while it measures), its key=value line in $dir/NAME.out
 xl() {
 	_n=$1
 	shift
@@ -335,8 +323,9 @@ if [ "$smoke" = 1 ]; then
 		fi
 		# open loop, then flat out: every stanza must arrive, in order
 		# shellcheck disable=SC2046
-		if xb "smoke-$r" $(target "$r") --streams 4 --rate 2000 --seconds 2 --warmup 0 --check &&
-			xb "smoke-$r-flat" $(target "$r") --streams 4 --rate 0 --seconds 2 --warmup 0 --check; then
+				if xl "smoke-$r" $(target "$r") --streams 4 --rate 2000 --seconds 2 --warmup 0 --check &&
+			xl "smoke-$r-flat" $(target "$r") --streams 4 --rate 0 --seconds 2 --warmup 0 \
+				--budget-rate 100000 --check; then
 			ok "$r $(kv "smoke-$r" received)+$(kv "smoke-$r-flat" received) stanzas in order, 0 lost"
 		else
 			fail "$r" "$(cat "$dir/smoke-$r.out" "$dir/smoke-$r-flat.out" 2>/dev/null | tr '\n' ' ')$(head -c 300 "$dir/smoke-$r.err" "$dir/smoke-$r-flat.err" 2>/dev/null)"
@@ -357,7 +346,8 @@ if [ "$smoke" = 1 ]; then
 	box_pid=$!
 	pids="$pids $box_pid"
 	if wait_port "$RELAY" 5269 &&
-		xb smoke-w2 --connect "$RELAY:5269" --streams 8 --rate 0 --seconds 2 --warmup 0 --check &&
+				xl smoke-w2 --connect "$RELAY:5269" --streams 8 --rate 0 --seconds 2 --warmup 0 \
+			--budget-rate 200000 --check &&
 		[ "$(grep -c 'worker=[12] .*dir=in .*event=tls-up' "$dir/relay.log")" -ge 8 ] &&
 		grep -q 'worker=1 .*dir=in .*event=tls-up' "$dir/relay.log" &&
 		grep -q 'worker=2 .*dir=in .*event=tls-up' "$dir/relay.log"; then
@@ -371,21 +361,10 @@ if [ "$smoke" = 1 ]; then
 	else
 		fail "xtrunkd -w 2 exit" "status $box_rc; $(grep -v ' info ' "$dir/relay.log" | head -c 600)"
 	fi
-		# xblast (the ladder's load tool): open loop and flat out through the
-	# relay, every stanza decrypted after the run, in order
+		# the other modes of the tool work at all
 	start_relay "$dir/relay.conf"
-	if xl smoke-xl --connect "$RELAY:5269" --streams 4 --rate 2000 --seconds 2 --warmup 0 --check &&
-		xl smoke-xl-flat --connect "$RELAY:5269" --streams 4 --rate 0 --seconds 1 --warmup 0 \
-			--budget-rate 100000 --check; then
-		ok "xblast $(kv smoke-xl received)+$(kv smoke-xl-flat received) stanzas in order, 0 lost"
-	else
-		fail xblast "$(cat "$dir/smoke-xl.out" "$dir/smoke-xl-flat.out" 2>/dev/null | tr '\n' ' ')$(head -c 300 "$dir/smoke-xl.err" "$dir/smoke-xl-flat.err" 2>/dev/null)"
-	fi
-	stop_box
-	# the other modes of xbench work at all
-	start_relay "$dir/relay.conf"
-	if xb smoke-idle --connect "$RELAY:5269" --mode idle --streams 50 --hold 0.5 \
-		--watch "$box_pid" && xb smoke-hs --connect "$RELAY:5269" --mode handshake \
+	if xl smoke-idle --connect "$RELAY:5269" --mode idle --streams 50 --hold 0.5 \
+		--watch "$box_pid" && xl smoke-hs --connect "$RELAY:5269" --mode handshake \
 		--streams 4 --total 40 --watch "$box_pid"; then
 		ok "idle and handshake modes ($(kv smoke-idle ready) streams held, $(kv smoke-hs done) negotiations)"
 	else
@@ -549,14 +528,14 @@ stop_box
 echo "# idle authenticated TLS streams: relay RSS growth per stream"
 for n in 1000 10000; do
 	start_relay "$dir/relay.conf" || exit 1
-	xb "idle-$n" --connect "$RELAY:5269" --mode idle --streams "$n" --hold 3 --watch "$box_pid" ||
+	xl "idle-$n" --connect "$RELAY:5269" --mode idle --streams "$n" --hold 3 --watch "$box_pid" ||
 		echo "# warning: idle-$n: $(head -c 300 "$dir/idle-$n.err")"
 	echo "idle $n $(kv "idle-$n" watch0_kib_per_stream) $(kv "idle-$n" ready) $(kv "idle-$n" setup_s)" | tee -a "$dir/idle.sum"
 	stop_box
 done
 echo "# full stream negotiations (TCP, STARTTLS, TLS 1.3 ECDSA P-256, SASL EXTERNAL)"
 start_relay "$dir/relay.conf" || exit 1
-xb hs --connect "$RELAY:5269" --mode handshake --streams 16 --total 3000 --watch "$box_pid" ||
+xl hs --connect "$RELAY:5269" --mode handshake --streams 16 --total 3000 --watch "$box_pid" ||
 	echo "# warning: hs: $(head -c 300 "$dir/hs.err")"
 cat "$dir/hs.out"
 stop_box
@@ -605,7 +584,7 @@ rm -f "$dir/routes-1m.txt" "$dir/routes-1m-file.conf"
 echo "# callgrind"
 ir_run() { # N
 	start_relay "$dir/relay.conf" valgrind --tool=callgrind --callgrind-out-file="$dir/cg.$1" || return 1
-	xb "cg-$1" --connect "$RELAY:5269" --streams 2 --rate 500 --warmup 0 \
+	xl "cg-$1" --connect "$RELAY:5269" --streams 2 --rate 500 --warmup 0 \
 		--seconds "$(awk -v n="$1" 'BEGIN {print n / 500}')" --check || true
 	stop_box
 	sed -n 's/^totals: *//p;s/^summary: *//p' "$dir/cg.$1" | head -n 1 | cut -d' ' -f1

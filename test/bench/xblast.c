@@ -1,8 +1,8 @@
-/* xblast: the light load tool of the benchmark ladder (make bench). It
- * drives the same traffic as xbench (N authenticated s2s streams, TLS 1.3,
- * SASL EXTERNAL, <message/> stanzas of --size bytes, open loop or flat out)
- * and checks the same things, but spends almost no CPU while it measures,
- * so that the middle box can have the machine's cores:
+/* xblast: the load tool of the benchmark ladder (make bench, make
+ * bench-smoke). One process plays both ends of a server-to-server hop,
+ * N authenticated s2s streams (TLS 1.3, SASL EXTERNAL, <message/> stanzas
+ * of --size bytes, open loop or flat out), and spends almost no CPU while
+ * it measures, so that the middle box can have the machine's cores:
  *
  *   sender  every stream is negotiated live (TCP, STARTTLS or direct TLS,
  *           SASL EXTERNAL) and sends one priming stanza; then the whole run
@@ -23,13 +23,19 @@
  * Rate = stanzas that arrived within the measured window, per second.
  * Latency = arrival (that read's time) - schedule; stanzas are checked in
  * order per sending stream, bounces (type='error', on any stream) counted.
- * One thread, epoll; no libuv. The output line has the keys of xbench's
- * traffic mode plus precompute_s and exhausted (flat out: a stream wrote
- * everything encrypted for it before the end, so the rate is a floor).
- * sent counts stanzas written; unsent, those precomputed and due that were
- * never written (the next hop read too slowly); lost = sent - received -
- * bounced after up to 10 s. Exit 0 with --check only when nothing was
- * lost, out of order, duplicated, bounced, and every stream authenticated.
+ * One thread (two while encrypting in advance), epoll; no libuv. The
+ * traffic line also has precompute_s and exhausted (flat out: a stream
+ * wrote everything encrypted for it, and the window ended there,
+ * window_s). sent counts stanzas written; unsent, those precomputed and
+ * due that were never written (the next hop read too slowly); lost = sent
+ * - received - bounced after up to 10 s. Exit 0 with --check only when
+ * nothing was lost, out of order, duplicated, bounced, and every stream
+ * authenticated.
+ *
+ * Other modes: idle (open --streams streams, hold them --hold s, report
+ * the RSS growth of --watch per stream) and handshake (--total full
+ * negotiations, --streams at a time, per second and per CPU-second of
+ * --watch).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -82,6 +88,7 @@
 									      */
 
 enum kind { K_SEND, K_SINK, K_LISTEN, K_LISTEN_TLS, K_TIMER };
+enum mode { MODE_TRAFFIC, MODE_IDLE, MODE_HANDSHAKE };
 
 /* One stream (either end) or a listener / the timer, as epoll data. */
 struct lconn {
@@ -90,6 +97,7 @@ struct lconn {
 	struct lconn *next; /* every stream, for the end (owned list) */
 	int index;	    /* sender: stream number */
 	int direct, connected, tls_up, authed, ready, dead, eof;
+	int finished;		/* handshake mode: negotiated and closed by us, to be freed */
 	int restart, start_tls; /* after this feed */
 	int precomputing;	/* on_cipher goes to pre, not out */
 	int want_out;		/* EPOLLOUT registered */
@@ -129,8 +137,9 @@ static struct {
 	int connect_port, listen_port, listen_tls_port;
 	int direct;
 	const char *store_dir, *ca_file, *from, *to, *label;
-	int nstreams;
-	double rate, seconds, warmup, budget_rate;
+	enum mode mode;
+	int nstreams, total;
+	double rate, seconds, warmup, budget_rate, hold;
 	size_t size;
 	unsigned label_every, tick_us;
 	int watch[MAX_WATCH], nwatch;
@@ -145,6 +154,9 @@ static struct {
 	gnutls_x509_trust_list_t trust;
 	uint64_t *expect;
 	int nopened, nready, nauthfail, nclosed_early, nprimed;
+	int nactive, ndone;   /* handshake mode: negotiating now, negotiated */
+	uint64_t t_ready;     /* idle mode: every stream up */
+	long rss0[MAX_WATCH]; /* idle mode: RSS before the streams */
 	int capture;
 	struct seg *segs, *seg_cur; /* owned capture memory */
 	struct chunk *chunks;	    /* owned */
@@ -163,6 +175,8 @@ static struct {
 	int exit_code;
 } B = {
     .nstreams = 10,
+    .total = 1000,
+    .hold = 2,
     .seconds = 5,
     .warmup = 1,
     .size = 300,
@@ -294,7 +308,9 @@ static void conn_dead(struct lconn *c, const char *why)
 		return;
 	c->dead = 1;
 	(void)epoll_ctl(B.ep, EPOLL_CTL_DEL, c->fd, NULL);
-	if (c->kind == K_SEND && B.phase < 4) {
+	if (c->kind == K_SEND)
+		B.nactive--;
+	if (c->kind == K_SEND && B.phase < 4 && !c->finished) {
 		fprintf(stderr, "xblast: stream %d: %s\n", c->index, why);
 		B.nclosed_early++;
 	}
@@ -553,6 +569,15 @@ static void sender_stanza(struct lconn *c, const struct xs_stanza *st)
 		if (c->authed) {
 			c->ready = 1;
 			B.nready++;
+			if (B.mode == MODE_HANDSHAKE) {
+				/* one full negotiation done: close and free it */
+				B.ndone++;
+				say(c, "</stream:stream>");
+				tls_bye(c->tls);
+				(void)flush_out(c);
+				c->finished = 1;
+				conn_dead(c, "done");
+			}
 		} else if (c->tls == NULL && has_child(st, "starttls", NS_TLS)) {
 			say(c, "<starttls xmlns='" NS_TLS "'/>");
 		} else if (c->tls != NULL && has_child(st, "mechanisms", NS_SASL)) {
@@ -702,9 +727,11 @@ static void open_stream(int index)
 	c = conn_new(K_SEND, fd);
 	c->index = index;
 	c->direct = B.direct;
-	B.streams[index] = c;
+	if (B.mode != MODE_HANDSHAKE)
+		B.streams[index] = c;
 	ep_mod(c, 1); /* writable = connected */
 	B.nopened++;
+	B.nactive++;
 }
 
 static void connected(struct lconn *c)
@@ -966,7 +993,8 @@ static void exhausted(int i, uint64_t t)
 			i, t > B.t_measure ? (double)(t - B.t_measure) / 1e9 : 0);
 	if (t <= B.t_measure) {
 		B.t_end = B.t_measure + 1;
-		B.nauthfail++; /* nothing measured */
+		if (B.warmup > 0)
+			B.nauthfail++; /* nothing measured */
 	} else {
 		B.t_end = t;
 	}
@@ -1125,12 +1153,109 @@ static void prepare_run(void)
 		die("timerfd_settime");
 }
 
+/* VmRSS of a process in KiB; -1 if gone. */
+static long proc_rss_kib(int pid)
+{
+	char path[64], line[256];
+	long kib = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", pid);
+	f = fopen(path, "r");
+	if (f == NULL)
+		return -1;
+	while (fgets(line, sizeof(line), f) != NULL)
+		if (sscanf(line, "VmRSS: %ld", &kib) == 1)
+			break;
+	fclose(f);
+	return kib;
+}
+
+/* --mode idle: open --streams streams, hold them --hold s, report how much
+ * the watched process grew per stream. */
+static void on_timer_idle(uint64_t t)
+{
+	while (B.nopened < B.nstreams && B.nopened - B.nready < MAX_CONNECTING)
+		open_stream(B.nopened);
+	if (B.t_ready == 0 && B.nready == B.nstreams)
+		B.t_ready = t;
+	if ((B.t_ready != 0 && t - B.t_ready >= (uint64_t)(B.hold * 1e9)) ||
+	    t - B.t_start > 120ull * 1000000000ull) {
+		printf("mode=idle streams=%d ready=%d setup_s=%.2f authfail=%d", B.nstreams,
+		       B.nready, B.t_ready ? (double)(B.t_ready - B.t_start) / 1e9 : -1,
+		       B.nauthfail);
+		for (int w = 0; w < B.nwatch; w++) {
+			long r1 = proc_rss_kib(B.watch[w]);
+
+			printf(
+			    " watch%d_rss_kib=%ld watch%d_rss0_kib=%ld watch%d_kib_per_stream=%.1f",
+			    w, r1, w, B.rss0[w], w, (double)(r1 - B.rss0[w]) / B.nstreams);
+		}
+		printf("\n");
+		if (B.nready != B.nstreams || B.nauthfail != 0 || B.nclosed_early != 0)
+			B.exit_code = 1;
+		B.phase = 4;
+	}
+}
+
+/* --mode handshake: --total full negotiations, --streams at a time, each
+ * closed and freed once it is done. */
+static void on_timer_handshake(uint64_t t)
+{
+	while (B.nopened < B.total && B.nactive < B.nstreams)
+		open_stream(B.nopened % B.nstreams);
+	if (B.ndone + B.nclosed_early >= B.total || t - B.t_start > 120ull * 1000000000ull) {
+		double secs = (double)(t - B.t_start) / 1e9, hz = (double)sysconf(_SC_CLK_TCK);
+
+		printf("mode=handshake total=%d done=%d concurrency=%d seconds=%.2f per_s=%.0f "
+		       "authfail=%d",
+		       B.total, B.ndone, B.nstreams, secs, B.ndone / secs, B.nauthfail);
+		for (int w = 0; w < B.nwatch; w++) {
+			double cpu = (double)(proc_cpu_ticks(B.watch[w]) - B.watch_cpu0[w]) / hz;
+
+			printf(" watch%d_cpu=%.2f watch%d_per_cpu_s=%.0f", w, cpu / secs, w,
+			       cpu > 0 ? B.ndone / cpu : 0);
+		}
+		printf("\n");
+		if (B.ndone < B.total || B.nauthfail != 0 || B.nclosed_early != 0)
+			B.exit_code = 1;
+		B.phase = 4;
+	}
+}
+
+/* Handshake mode: free the streams done, outside any callback. */
+static void reap(void)
+{
+	for (struct lconn **pp = &B.conns; *pp != NULL;) {
+		struct lconn *c = *pp;
+
+		if (!c->dead || c->kind != K_SEND) {
+			pp = &c->next;
+			continue;
+		}
+		*pp = c->next;
+		close(c->fd);
+		tls_free(c->tls);
+		xs_free(c->xs);
+		free(c->out);
+		free(c);
+	}
+}
+
 static void on_timer(void)
 {
 	uint64_t exp, t = now_ns();
 
 	if (read(B.timer.fd, &exp, sizeof(exp)) < 0 && errno != EAGAIN)
 		die("timerfd read");
+	if (B.mode == MODE_IDLE) {
+		on_timer_idle(t);
+		return;
+	}
+	if (B.mode == MODE_HANDSHAKE) {
+		on_timer_handshake(t);
+		return;
+	}
 	switch (B.phase) {
 	case 0:
 		while (B.nopened < B.nstreams && B.nopened - B.nready < MAX_CONNECTING)
@@ -1254,7 +1379,8 @@ static void on_sig(int sig)
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: xblast --store DIR --ca FILE --connect H:P --listen H:P\n"
+	fprintf(stderr, "usage: xblast --store DIR --ca FILE --connect H:P [--listen H:P]\n"
+			"  [--mode traffic|idle|handshake] [--total N] [--hold S]\n"
 			"  [--listen-tls H:P] [--direct-tls] [--from D] [--to D] [--streams N]\n"
 			"  [--rate R (0: flat out)] [--seconds S] [--warmup S] [--size BYTES]\n"
 			"  [--label XML] [--label-every K] [--tick-us US] [--budget-rate R]\n"
@@ -1264,17 +1390,29 @@ static void usage(void)
 
 int main(int argc, char **argv)
 {
-	static const struct option opts[] = {
-	    {"connect", 1, NULL, 'c'},	   {"listen", 1, NULL, 'l'},
-	    {"listen-tls", 1, NULL, 'L'},  {"direct-tls", 0, NULL, 'D'},
-	    {"store", 1, NULL, 'S'},	   {"ca", 1, NULL, 'A'},
-	    {"from", 1, NULL, 'f'},	   {"to", 1, NULL, 't'},
-	    {"streams", 1, NULL, 'n'},	   {"rate", 1, NULL, 'r'},
-	    {"seconds", 1, NULL, 's'},	   {"warmup", 1, NULL, 'W'},
-	    {"size", 1, NULL, 'z'},	   {"label", 1, NULL, 'b'},
-	    {"watch", 1, NULL, 'p'},	   {"check", 0, NULL, 'k'},
-	    {"label-every", 1, NULL, 'e'}, {"tick-us", 1, NULL, 'u'},
-	    {"budget-rate", 1, NULL, 'B'}, {NULL, 0, NULL, 0}};
+	static const struct option opts[] = {{"connect", 1, NULL, 'c'},
+					     {"listen", 1, NULL, 'l'},
+					     {"listen-tls", 1, NULL, 'L'},
+					     {"direct-tls", 0, NULL, 'D'},
+					     {"store", 1, NULL, 'S'},
+					     {"ca", 1, NULL, 'A'},
+					     {"from", 1, NULL, 'f'},
+					     {"to", 1, NULL, 't'},
+					     {"streams", 1, NULL, 'n'},
+					     {"rate", 1, NULL, 'r'},
+					     {"seconds", 1, NULL, 's'},
+					     {"warmup", 1, NULL, 'W'},
+					     {"size", 1, NULL, 'z'},
+					     {"label", 1, NULL, 'b'},
+					     {"watch", 1, NULL, 'p'},
+					     {"check", 0, NULL, 'k'},
+					     {"label-every", 1, NULL, 'e'},
+					     {"tick-us", 1, NULL, 'u'},
+					     {"budget-rate", 1, NULL, 'B'},
+					     {"mode", 1, NULL, 'm'},
+					     {"total", 1, NULL, 'T'},
+					     {"hold", 1, NULL, 'H'},
+					     {NULL, 0, NULL, 0}};
 	struct store_params sp = {0};
 	struct epoll_event evs[256];
 	struct rlimit rl;
@@ -1342,14 +1480,31 @@ int main(int argc, char **argv)
 		case 'B':
 			B.budget_rate = atof(optarg);
 			break;
+		case 'm':
+			if (strcmp(optarg, "traffic") == 0)
+				B.mode = MODE_TRAFFIC;
+			else if (strcmp(optarg, "idle") == 0)
+				B.mode = MODE_IDLE;
+			else if (strcmp(optarg, "handshake") == 0)
+				B.mode = MODE_HANDSHAKE;
+			else
+				usage();
+			break;
+		case 'T':
+			B.total = atoi(optarg);
+			break;
+		case 'H':
+			B.hold = atof(optarg);
+			break;
 		default:
 			usage();
 		}
 	}
 	if (optind != argc || B.store_dir == NULL || B.ca_file == NULL || B.nstreams < 1 ||
-	    B.connect_host == NULL || B.listen_host == NULL || B.size < 64 || B.size > 65536 ||
-	    B.label_every < 1 || B.tick_us < 50 || B.tick_us > 100000 || B.seconds <= 0 ||
-	    B.warmup < 0 || B.budget_rate <= 0)
+	    B.connect_host == NULL || (B.listen_host == NULL && B.mode == MODE_TRAFFIC) ||
+	    B.total < 1 || B.hold < 0 || B.size < 64 || B.size > 65536 || B.label_every < 1 ||
+	    B.tick_us < 50 || B.tick_us > 100000 || B.seconds <= 0 || B.warmup < 0 ||
+	    B.budget_rate <= 0)
 		usage();
 	signal(SIGPIPE, SIG_IGN);
 	signal(SIGINT, on_sig);
@@ -1380,7 +1535,8 @@ int main(int argc, char **argv)
 	B.ep = epoll_create1(EPOLL_CLOEXEC);
 	if (B.ep < 0)
 		die("epoll_create1");
-	listen_on(&B.listener, K_LISTEN, B.listen_host, B.listen_port);
+	if (B.listen_host != NULL)
+		listen_on(&B.listener, K_LISTEN, B.listen_host, B.listen_port);
 	if (B.listen_tls_host != NULL)
 		listen_on(&B.listener_tls, K_LISTEN_TLS, B.listen_tls_host, B.listen_tls_port);
 	B.timer.kind = K_TIMER;
@@ -1395,6 +1551,10 @@ int main(int argc, char **argv)
 			die("timerfd");
 	}
 	B.t_start = now_ns();
+	for (int w = 0; w < B.nwatch; w++) {
+		B.rss0[w] = proc_rss_kib(B.watch[w]);
+		B.watch_cpu0[w] = proc_cpu_ticks(B.watch[w]);
+	}
 
 	while (B.phase < 4 && !interrupted) {
 		int n = epoll_wait(B.ep, evs, (int)(sizeof(evs) / sizeof(evs[0])), 100);
@@ -1427,6 +1587,8 @@ int main(int argc, char **argv)
 					readable(c);
 			}
 		}
+		if (B.mode == MODE_HANDSHAKE)
+			reap();
 	}
 	if (interrupted)
 		B.exit_code = 1;
@@ -1455,7 +1617,8 @@ int main(int argc, char **argv)
 		munmap(s->base, s->cap);
 		free(s);
 	}
-	close(B.listener.fd);
+	if (B.listen_host != NULL)
+		close(B.listener.fd);
 	if (B.listen_tls_host != NULL)
 		close(B.listener_tls.fd);
 	close(B.timer.fd);
