@@ -1242,6 +1242,7 @@ static int xs_open_parser(struct xs *xs)
 	/* names are interned per stream: a peer inventing new ones forever
 	 * must hit a limit, far below libxml2's 10 MB default */
 	dict_limit = xs->max_size > XS_DICT_MIN / 2 ? 2 * xs->max_size : XS_DICT_MIN;
+	memset(xs->st_names, 0, sizeof(xs->st_names)); /* the last parser's are gone */
 	if (xs->parser->dict != NULL) {
 		static const char *const names[4] = {XS_STANZA_ATTR_NAMES};
 
