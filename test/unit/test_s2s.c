@@ -997,6 +997,21 @@ static void link_pair_ok(struct net_conn *o, const char *from, const char *to)
 	sendf(o, "<db:result from='%s' to='%s' type='valid'/>", to, from);
 }
 
+/* a.example -> x.b.example comes in and sends msg1: the relay opens its
+ * one trunk link to relay-b (10.0.0.9), which accepts it. Returns the
+ * link; *in gets the inbound stream. */
+static struct net_conn *link_with_msg1(struct net_conn **in)
+{
+	struct net_conn *o;
+
+	*in = in_open("a.example", "x.b.example");
+	in_dialback(*in, "a.example", "x.b.example");
+	send_str(*in, msg1);
+	ck_assert_uint_eq(out_to("10.0.0.9", &o), 1);
+	link_accept(o);
+	return o;
+}
+
 /* The preferred address of a trunk peer refuses: the link is brought up
  * on the next address, as a link (SASL EXTERNAL, bidi, pairs asked), and
  * what waited is delivered over it; later traffic falls back to the
@@ -1051,12 +1066,8 @@ END_TEST
  * sender, it is not freed with the stream. */
 START_TEST(test_link_error_bounces_waiting)
 {
-	struct net_conn *c = in_open("a.example", "x.b.example"), *o;
+	struct net_conn *c, *o = link_with_msg1(&c);
 
-	in_dialback(c, "a.example", "x.b.example");
-	send_str(c, msg1);
-	ck_assert_uint_eq(out_to("10.0.0.9", &o), 1);
-	link_accept(o);
 	ck_assert(has(o, "<db:result from='a.example' to='x.b.example'>"));
 	send_str(o, "<db:result type='valid'/>");
 	ck_assert(has(o, "<improper-addressing"));
@@ -1070,12 +1081,8 @@ END_TEST
 /* Two domain pairs over one connection to relay-b, each announced once. */
 START_TEST(test_link_multiplexes_pairs)
 {
-	struct net_conn *c = in_open("a.example", "x.b.example"), *o;
+	struct net_conn *c, *o = link_with_msg1(&c);
 
-	in_dialback(c, "a.example", "x.b.example");
-	send_str(c, msg1);
-	ck_assert_uint_eq(out_to("10.0.0.9", &o), 1);
-	link_accept(o);
 	link_pair_ok(o, "a.example", "x.b.example");
 	expect(o, "<hop xmlns='urn:xtrunk:0' n='1'/>"
 		  "<message from='alice@a.example/r'");
@@ -1107,12 +1114,8 @@ END_TEST
  * answered from the routes: the sender must lie behind relay-b. */
 START_TEST(test_link_bidi_receive)
 {
-	struct net_conn *c = in_open("a.example", "x.b.example"), *o, *l;
+	struct net_conn *c, *o = link_with_msg1(&c), *l;
 
-	in_dialback(c, "a.example", "x.b.example");
-	send_str(c, msg1);
-	out_to("10.0.0.9", &o);
-	link_accept(o);
 	link_pair_ok(o, "a.example", "x.b.example");
 	fakenet_take(o, (size_t)-1);
 	send_str(o, "<db:result from='z.b.example' to='a.example'>any</db:result>");
@@ -1200,12 +1203,8 @@ END_TEST
 /* A pair relay-b refuses: what waited for it is bounced, once. */
 START_TEST(test_link_pair_refused)
 {
-	struct net_conn *c = in_open("a.example", "x.b.example"), *o;
+	struct net_conn *c, *o = link_with_msg1(&c);
 
-	in_dialback(c, "a.example", "x.b.example");
-	send_str(c, msg1);
-	out_to("10.0.0.9", &o);
-	link_accept(o);
 	ck_assert(has(o, "<db:result from='a.example' to='x.b.example'>"));
 	send_str(o, "<db:result from='x.b.example' to='a.example' type='invalid'/>");
 	accept_bounce_stream();
